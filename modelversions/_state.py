@@ -1,0 +1,286 @@
+"""A model's state, derived from its history log by applying events in order.
+
+The log is the truth: event ``N`` is created (atomically, create-if-absent) only by a
+writer that saw events ``1..N-1``. Applying an event never re-derives a rule; the
+event carries the changes it made (the status changes, the pointer move), so replay
+reproduces exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from modelversions.errors import IntegrityError
+from modelversions.records import Event, ModelVersion, Status, StatusChange, _parse_ts
+from modelversions.version import Version
+
+SCHEMA = 1
+POINTER_ACTIONS = frozenset({"deploy", "rollback"})
+
+
+def log_key(name: str, seq: int) -> str:
+    return f"models/{name}/@log/{seq:012d}.json"
+
+
+def snapshot_prefix(name: str) -> str:
+    return f"models/{name}/@snapshots/"
+
+
+def snapshot_key(name: str, seq: int) -> str:
+    return f"{snapshot_prefix(name)}{seq:012d}.json"
+
+
+def artifact_key(name: str, sha256: str) -> str:
+    return f"models/{name}/@artifacts/{sha256}.joblib"
+
+
+def index_key(name: str) -> str:
+    return f"index/{name}/@model"
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{where} is damaged (not valid JSON: {exc})") from exc
+    if not isinstance(payload, dict):
+        raise IntegrityError(f"{where} is damaged (not a JSON object)")
+    if payload.get("schema") != SCHEMA:
+        raise IntegrityError(
+            f"{where} has schema {payload.get('schema')!r}; this library reads schema {SCHEMA}"
+        )
+    return payload
+
+
+def _opt_version(text: str | None) -> Version | None:
+    return None if text is None else Version(text)
+
+
+def event_from_payload(payload: Mapping[str, Any]) -> Event:
+    """The public :class:`Event` for a stored log entry."""
+    return Event(
+        seq=int(payload["seq"]),
+        time=_parse_ts(payload["time"]),
+        action=str(payload["action"]),
+        name=str(payload["name"]),
+        version=_opt_version(payload.get("version")),
+        env=payload.get("env"),
+        from_version=_opt_version(payload.get("from_version")),
+        to_version=_opt_version(payload.get("to_version")),
+        reason=payload.get("reason"),
+        user=payload.get("user"),
+        host=payload.get("host"),
+        changes=tuple(
+            StatusChange(Version(c["version"]), Status(c["from"]), Status(c["to"]))
+            for c in payload.get("changes", ())
+        ),
+        forced=bool(payload.get("forced", False)),
+    )
+
+
+@dataclasses.dataclass
+class ModelState:
+    """Versions, statuses and env pointers of one model as of event ``seq``."""
+
+    name: str
+    seq: int = 0
+    records: dict[Version, ModelVersion] = dataclasses.field(default_factory=dict)
+    order: list[Version] = dataclasses.field(default_factory=list)
+    pointers: dict[str, Version] = dataclasses.field(default_factory=dict)
+    last_time: datetime | None = None
+
+    # -- queries -------------------------------------------------------------------
+    def versions(self) -> list[ModelVersion]:
+        return [self.records[v] for v in self.order]
+
+    def rollback_target(self, current: Version) -> ModelVersion | None:
+        """The latest stable, unpruned version strictly below ``current``."""
+        i = bisect.bisect_left(self.order, current)
+        while i > 0:
+            i -= 1
+            mv = self.records[self.order[i]]
+            if mv.status is Status.STABLE and not mv.pruned:
+                return mv
+        return None
+
+    def below(self, current: Version) -> list[ModelVersion]:
+        i = bisect.bisect_left(self.order, current)
+        return [self.records[v] for v in self.order[:i]]
+
+    def protected(self) -> set[Version]:
+        """Versions prune and delete must keep: deployed ones and each env's rollback target."""
+        keep = set(self.pointers.values())
+        for current in self.pointers.values():
+            target = self.rollback_target(current)
+            if target is not None:
+                keep.add(target.version)
+        return keep
+
+    def referenced_artifacts(self) -> set[str]:
+        return {mv.sha256 for mv in self.records.values() if not mv.pruned}
+
+    # -- applying events -----------------------------------------------------------
+    def _require(self, text: str, where: str) -> Version:
+        v = Version(text)
+        if v not in self.records:
+            raise IntegrityError(f"{where} names version {text} which does not exist")
+        return v
+
+    def apply(self, payload: Mapping[str, Any]) -> None:
+        """Apply one log entry; raise IntegrityError (changing nothing) if it does not fit."""
+        where = f"history entry {payload.get('seq')} of model {self.name!r}"
+        try:
+            self._apply(payload, where)
+        except IntegrityError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
+
+    def _apply(self, payload: Mapping[str, Any], where: str) -> None:
+        seq = int(payload["seq"])
+        if seq != self.seq + 1:
+            raise IntegrityError(f"{where} follows entry {self.seq}: the history has a gap")
+        if payload.get("name") != self.name:
+            raise IntegrityError(f"{where} belongs to model {payload.get('name')!r}")
+        action = payload["action"]
+        time = _parse_ts(payload["time"])
+        # Validate everything first, then mutate: a bad entry changes nothing.
+        new_record: ModelVersion | None = None
+        if action == "save":
+            new_record = ModelVersion.from_dict(payload["record"])
+            if new_record.version in self.records:
+                raise IntegrityError(f"{where} saves {new_record.version} twice")
+        updates: dict[Version, ModelVersion] = {}
+        pending: Mapping[Version, ModelVersion] = self.records
+        if new_record is not None:
+            pending = _Overlay(self.records, new_record)
+        for change in payload.get("changes", ()):
+            v = Version(change["version"])
+            if v not in pending:
+                raise IntegrityError(f"{where} changes version {v} which does not exist")
+            new = Status(change["to"])
+            mv = updates.get(v, pending[v])
+            if new is Status.FAILED:
+                mv = dataclasses.replace(
+                    mv,
+                    status=new,
+                    failure_reason=change.get("reason"),
+                    failed_env=change.get("env"),
+                )
+            else:
+                mv = dataclasses.replace(mv, status=new, failure_reason=None, failed_env=None)
+            updates[v] = mv
+        for text in payload.get("pruned", ()):
+            v = Version(text)
+            if v not in pending:
+                raise IntegrityError(f"{where} prunes version {v} which does not exist")
+            updates[v] = dataclasses.replace(updates.get(v, pending[v]), pruned=True)
+        deleted: Version | None = None
+        if action == "delete":
+            deleted = self._require(payload["version"], where)
+            if deleted in self.pointers.values():
+                raise IntegrityError(f"{where} deletes deployed version {deleted}")
+        pointer: tuple[str, Version | None] | None = None
+        if action in POINTER_ACTIONS:
+            env = str(payload["env"])
+            to = payload.get("to_version")
+            target = None if to is None else Version(to)
+            if target is not None and target not in pending:
+                raise IntegrityError(f"{where} points {env} at {to} which does not exist")
+            before = self.pointers.get(env)
+            frm = payload.get("from_version")
+            if (None if frm is None else Version(frm)) != before:
+                raise IntegrityError(
+                    f"{where} moves {env} from {frm} but it pointed at {before}: broken chain"
+                )
+            pointer = (env, target)
+        # Mutate.
+        if new_record is not None:
+            self.records[new_record.version] = new_record
+            bisect.insort(self.order, new_record.version)
+        self.records.update(updates)
+        if deleted is not None:
+            del self.records[deleted]
+            self.order.remove(deleted)
+        if pointer is not None:
+            env, target = pointer
+            if target is None:
+                self.pointers.pop(env, None)
+            else:
+                self.pointers[env] = target
+        self.seq = seq
+        self.last_time = time
+
+    # -- snapshots -----------------------------------------------------------------
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "name": self.name,
+            "seq": self.seq,
+            "versions": [self.records[v].to_dict() for v in self.order],
+            "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+        }
+
+    @classmethod
+    def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
+        if payload.get("name") != name:
+            raise IntegrityError(f"snapshot of {payload.get('name')!r} found under {name!r}")
+        try:
+            records = [ModelVersion.from_dict(d) for d in payload["versions"]]
+            state = cls(name=name, seq=int(payload["seq"]))
+            state.records = {mv.version: mv for mv in records}
+            state.order = sorted(state.records)
+            state.pointers = {env: Version(v) for env, v in payload["pointers"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
+        for env, v in state.pointers.items():
+            if v not in state.records:
+                raise IntegrityError(f"snapshot of {name!r} points {env} at missing {v}")
+        return state
+
+    def same_as(self, other: ModelState) -> bool:
+        return (
+            self.seq == other.seq
+            and self.pointers == other.pointers
+            and [self.records[v].to_dict() for v in self.order]
+            == [other.records[v].to_dict() for v in other.order]
+        )
+
+
+class _Overlay(Mapping[Version, ModelVersion]):
+    """``records`` plus one new record, without copying ``records``."""
+
+    def __init__(self, records: Mapping[Version, ModelVersion], extra: ModelVersion) -> None:
+        self._records = records
+        self._extra = extra
+
+    def __getitem__(self, key: Version) -> ModelVersion:
+        if key == self._extra.version:
+            return self._extra
+        return self._records[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._extra.version or key in self._records
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield from self._records
+        yield self._extra.version
+
+    def __len__(self) -> int:
+        return len(self._records) + 1
+
+
+def replay(name: str, payloads: Iterable[Mapping[str, Any]]) -> ModelState:
+    state = ModelState(name=name)
+    for payload in payloads:
+        state.apply(payload)
+    return state

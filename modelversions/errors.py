@@ -1,0 +1,127 @@
+"""The exception tree of modelversions.
+
+Every error the library raises on purpose derives from :class:`ModelVersionsError`,
+and each also derives from the builtin that fits, so ``except ValueError`` or
+``except LookupError`` keep working::
+
+    ModelVersionsError
+    ├── InvalidInputError (ValueError)          bad input, nothing was touched
+    │   ├── InvalidNameError                    a model or env name breaks the naming rules
+    │   ├── InvalidVersionError                 text that is not a version
+    │   └── ForbiddenTransitionError            e.g. deploying a failed version without force
+    ├── NotFoundError (LookupError)
+    │   ├── ModelNotFoundError                  no model of that name
+    │   ├── VersionNotFoundError                the model exists, the version does not
+    │   └── ArtifactPrunedError                 the version exists but its artifact was pruned
+    ├── VersionExistsError (FileExistsError)    save of a version that is already stored
+    ├── NoRollbackTargetError (LookupError)     rollback with nothing to roll back to
+    ├── IntegrityError                          stored bytes do not match their checksum
+    ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
+    ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
+    └── StorageError (OSError)                  the backend failed; lower-level error chained
+
+Lower-level exceptions (``OSError`` from a disk, ``botocore`` errors from S3) are
+translated into :class:`StorageError` at the backend boundary and chained with
+``raise ... from``, so callers only need to catch this library's errors.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactPrunedError",
+    "ConcurrentUpdateError",
+    "DeployCheckFailedError",
+    "ForbiddenTransitionError",
+    "IntegrityError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidVersionError",
+    "ModelNotFoundError",
+    "ModelVersionsError",
+    "NoRollbackTargetError",
+    "NotFoundError",
+    "StorageError",
+    "VersionExistsError",
+    "VersionNotFoundError",
+]
+
+
+class ModelVersionsError(Exception):
+    """Base class of every error raised by modelversions."""
+
+
+class InvalidInputError(ModelVersionsError, ValueError):
+    """An argument is not acceptable; nothing was read or written."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A model or environment name breaks the naming rules."""
+
+
+class InvalidVersionError(InvalidInputError):
+    """Text that cannot be parsed as a version."""
+
+
+class ForbiddenTransitionError(InvalidInputError):
+    """A lifecycle change the rules refuse (for example deploying a failed version)."""
+
+
+class NotFoundError(ModelVersionsError, LookupError):
+    """Something that was asked for does not exist."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No model of that name exists in the registry."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The model exists but has no such version."""
+
+
+class ArtifactPrunedError(NotFoundError):
+    """The version exists but its artifact was removed by ``prune``."""
+
+
+class VersionExistsError(ModelVersionsError, FileExistsError):
+    """A version equal to the one being saved already exists."""
+
+
+class NoRollbackTargetError(ModelVersionsError, LookupError):
+    """``rollback`` found nothing deployed or no stable version below it."""
+
+
+class IntegrityError(ModelVersionsError):
+    """Stored bytes or records are damaged: a checksum or a parse failed."""
+
+
+class ConcurrentUpdateError(ModelVersionsError):
+    """A change kept conflicting with other writers and was given up; nothing changed."""
+
+
+class DeployCheckFailedError(ModelVersionsError):
+    """A guarded deploy's check failed; the previous version was put back.
+
+    Attributes:
+        name: the model.
+        version: the version whose check failed (now marked failed).
+        restored: the version deployed again, or ``None`` if nothing was deployed before.
+    """
+
+    def __init__(self, message: str, *, name: str, version: str, restored: str | None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+        self.restored = restored
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_check_failed, (self.args[0], self.name, self.version, self.restored))
+
+
+def _rebuild_check_failed(
+    message: str, name: str, version: str, restored: str | None
+) -> DeployCheckFailedError:
+    return DeployCheckFailedError(message, name=name, version=version, restored=restored)
+
+
+class StorageError(ModelVersionsError, OSError):
+    """The storage backend failed; the original error is chained as ``__cause__``."""

@@ -1,0 +1,236 @@
+"""Immutable records: :class:`Status`, :class:`ModelVersion`, :class:`Event`.
+
+They are what the registry returns and what it stores, as JSON with a schema
+number; versions are stored as their canonical strings, never pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+
+from modelversions.errors import IntegrityError
+from modelversions.version import Version
+
+__all__ = ["Event", "ModelVersion", "Status", "StatusChange"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Status(str, enum.Enum):
+    """The lifecycle status of a version.
+
+    ``candidate``: saved, not yet proven. ``stable``: served and was replaced without
+    failing, or marked stable by hand; a rollback target. ``failed``: marked bad, never a
+    rollback target, deployed again only with ``force=True``.
+
+    >>> Status("stable") is Status.STABLE
+    True
+    """
+
+    CANDIDATE = "candidate"
+    STABLE = "stable"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if not mapping:
+        return _EMPTY
+    return MappingProxyType(dict(mapping))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One stored version of a model, as the registry knows it now.
+
+    Attributes:
+        name: the model name, e.g. ``"team/churn"``.
+        version: its :class:`~modelversions.Version`.
+        status: its :class:`Status`.
+        created_at: when it was saved (UTC).
+        sha256: hex digest of the artifact bytes; checked before every unpickle.
+        size: artifact size in bytes.
+        metrics, params, tags: what ``save`` was given (read-only mappings).
+        description: free text given to ``save``.
+        failure_reason: why it was marked failed (``None`` unless failed).
+        failed_env: the env in which it failed, where known.
+        pruned: its artifact was deleted by ``prune``; metadata and history remain.
+
+    >>> mv = ModelVersion(name="churn", version=Version("1.0.0"), status=Status.CANDIDATE,
+    ...                   created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...                   sha256="0" * 64, size=10)
+    >>> str(mv)
+    'churn 1.0.0 (candidate)'
+    """
+
+    name: str
+    version: Version
+    status: Status
+    created_at: datetime
+    sha256: str
+    size: int
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    tags: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    description: str | None = None
+    failure_reason: str | None = None
+    failed_env: str | None = None
+    pruned: bool = False
+
+    def __str__(self) -> str:
+        extra = " pruned" if self.pruned else ""
+        return f"{self.name} {self.version} ({self.status.value}{extra})"
+
+    @property
+    def is_failed(self) -> bool:
+        """True when the status is ``failed``."""
+        return self.status is Status.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (versions as strings, times as ISO 8601 UTC)."""
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "status": self.status.value,
+            "created_at": _ts(self.created_at),
+            "sha256": self.sha256,
+            "size": self.size,
+            "metrics": dict(self.metrics),
+            "params": dict(self.params),
+            "tags": dict(self.tags),
+            "description": self.description,
+            "failure_reason": self.failure_reason,
+            "failed_env": self.failed_env,
+            "pruned": self.pruned,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelVersion:
+        """Rebuild a record from :meth:`to_dict` output."""
+        try:
+            return cls(
+                name=str(data["name"]),
+                version=Version(data["version"]),
+                status=Status(data["status"]),
+                created_at=_parse_ts(data["created_at"]),
+                sha256=str(data["sha256"]),
+                size=int(data["size"]),
+                metrics=_frozen(data.get("metrics")),
+                params=_frozen(data.get("params")),
+                tags=_frozen(data.get("tags")),
+                description=data.get("description"),
+                failure_reason=data.get("failure_reason"),
+                failed_env=data.get("failed_env"),
+                pruned=bool(data.get("pruned", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"malformed version record: {exc!r}") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A status change made by a call: ``version`` went from ``old`` to ``new``."""
+
+    version: Version
+    old: Status
+    new: Status
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.old.value}->{self.new.value}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a model's history; every state-changing call writes exactly one.
+
+    Attributes:
+        seq: position in the model's history (1, 2, ...).
+        time: when it was committed (UTC).
+        action: the call: ``save``, ``deploy``, ``rollback``, ``mark_failed``,
+            ``mark_stable``, ``check_failed``, ``prune`` or ``delete``.
+        name: the model.
+        version: the version acted on (for deploy and rollback: the one deployed;
+            ``None`` when a rollback left nothing deployed).
+        env: the environment, for pointer moves and env-specific failures.
+        from_version, to_version: the env's pointer before and after (deploy, rollback).
+        reason, user, host: who did it and why.
+        changes: status changes the call made (a deploy's promotion, a rollback's failure).
+        forced: a deploy of a failed version with ``force=True``.
+
+    >>> e = Event(seq=3, time=datetime(2026, 1, 1, tzinfo=timezone.utc), action="rollback",
+    ...           name="churn", version=Version("1.0.0"), env="production",
+    ...           from_version=Version("2.0.0"), to_version=Version("1.0.0"),
+    ...           reason="bad auc", user="ana", host="box")
+    >>> print(e)
+    2026-01-01T00:00:00Z #3 rollback churn 1.0.0 [production] 2.0.0 -> 1.0.0 by ana@box: bad auc
+    """
+
+    seq: int
+    time: datetime
+    action: str
+    name: str
+    version: Version | None
+    env: str | None = None
+    from_version: Version | None = None
+    to_version: Version | None = None
+    reason: str | None = None
+    user: str | None = None
+    host: str | None = None
+    changes: tuple[StatusChange, ...] = ()
+    forced: bool = False
+
+    def __str__(self) -> str:
+        when = self.time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        parts = [when, f"#{self.seq}", self.action, self.name]
+        if self.version is not None:
+            parts.append(str(self.version))
+        if self.env is not None:
+            parts.append(f"[{self.env}]")
+        if self.action in ("deploy", "rollback") or self.from_version or self.to_version:
+            parts.append(f"{self.from_version or '-'} -> {self.to_version or '-'}")
+        if self.forced:
+            parts.append("(forced)")
+        if self.changes:
+            parts.append("{" + ", ".join(str(c) for c in self.changes) + "}")
+        text = " ".join(parts)
+        if self.user or self.host:
+            text += f" by {self.user or '?'}@{self.host or '?'}"
+        if self.reason:
+            text += f": {self.reason}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form, as shown by ``modelversions history --json``."""
+        return {
+            "seq": self.seq,
+            "time": _ts(self.time),
+            "action": self.action,
+            "name": self.name,
+            "version": None if self.version is None else str(self.version),
+            "env": self.env,
+            "from_version": None if self.from_version is None else str(self.from_version),
+            "to_version": None if self.to_version is None else str(self.to_version),
+            "reason": self.reason,
+            "user": self.user,
+            "host": self.host,
+            "changes": [
+                {"version": str(c.version), "from": c.old.value, "to": c.new.value}
+                for c in self.changes
+            ],
+            "forced": self.forced,
+        }

@@ -1,0 +1,1172 @@
+"""ModelRegistry: the lifecycle rules (save, deploy, rollback, ...) over a backend.
+
+Every change is one event appended to the model's history log with an atomic
+create-if-absent of ``@log/<seq>``: the writer that creates entry ``N+1`` is the
+one that saw entries ``1..N``, so the log is a compare-and-swap on the model's
+whole state. Losers re-read and retry. There are no locks and no mutable objects
+in storage; a crash at any point leaves either the whole change or none of it.
+See ``docs/concepts.md`` for the rules and ``docs/backends.md`` for the storage
+contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+import random
+import socket
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from typing import Any
+
+from modelversions import _state
+from modelversions._names import check_env, check_name
+from modelversions._state import ModelState
+from modelversions.backends import Backend, open_backend
+from modelversions.errors import (
+    ArtifactPrunedError,
+    ConcurrentUpdateError,
+    DeployCheckFailedError,
+    ForbiddenTransitionError,
+    IntegrityError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ModelVersionsError,
+    NoRollbackTargetError,
+    StorageError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from modelversions.records import Event, ModelVersion, Status
+from modelversions.version import Version
+
+__all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
+
+#: A deploy check: called with the loaded model; raising or returning False fails it.
+Check = Callable[[Any], Any]
+
+_BUMPS = ("major", "minor", "patch")
+_SNAPSHOT_EVERY = 64
+_SMALL_ARTIFACT = 64 * 1024 * 1024
+_VERIFIED_MEMO = 4096
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # getpass raises various errors when no user database entry exists
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json_mapping(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{what} must be a mapping, not {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidInputError(f"{what} keys must be str, got {key!r}")
+    try:
+        json.dumps(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be JSON-serializable: {exc}") from exc
+    return dict(value)
+
+
+@contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Translate backend OSErrors into StorageError (FileNotFound/Exists pass through)."""
+    try:
+        yield
+    except (FileNotFoundError, FileExistsError, ModelVersionsError):
+        raise
+    except OSError as exc:
+        raise StorageError(f"storage failed while {what}: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifyProblem:
+    """One problem found by :meth:`ModelRegistry.verify`.
+
+    ``kind`` is one of ``artifact-missing``, ``artifact-damaged``, ``history-damaged``,
+    ``history-gap``, ``snapshot-damaged``, ``index-missing``, ``orphan-artifact``,
+    ``temporary``.
+    """
+
+    kind: str
+    name: str | None
+    detail: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        where = self.name or "<registry>"
+        if self.version:
+            where += f" {self.version}"
+        return f"{self.kind}: {where}: {self.detail}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What :meth:`ModelRegistry.verify` checked and found.
+
+    ``ok`` is true when no problem damages committed data (orphaned leftovers of
+    interrupted writes are listed in ``problems`` but do not make it false).
+    """
+
+    models: int
+    versions: int
+    artifacts_checked: int
+    problems: tuple[VerifyProblem, ...]
+    removed: tuple[str, ...]
+
+    _HARMLESS = frozenset({"orphan-artifact", "temporary", "snapshot-damaged", "index-missing"})
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.kind not in self._HARMLESS for p in self.problems)
+
+    def __str__(self) -> str:
+        head = (
+            f"{'OK' if self.ok else 'DAMAGED'}: {self.models} models, {self.versions} versions, "
+            f"{self.artifacts_checked} artifacts checked, {len(self.problems)} problems"
+        )
+        lines = [head, *(f"  {p}" for p in self.problems)]
+        lines.extend(f"  removed {r}" for r in self.removed)
+        return "\n".join(lines)
+
+
+class ModelRegistry:
+    """Versioned models with one-call rollback, stored in a folder, memory or a bucket.
+
+    Args:
+        location: a folder path (created if missing), ``"memory://"``, an fsspec URL
+            such as ``"s3://bucket/prefix"``, or a :class:`~modelversions.backends.Backend`.
+        storage_options: passed to the backend (e.g. S3 credentials, endpoint).
+        user: recorded in history (default: the login name).
+        checks: a default deploy check per model name (see :meth:`deploy`).
+        cache_dir, cache_size: a local read cache for remote artifacts (content-addressed
+            by sha256, bounded to ``cache_size`` bytes); ignored for local folders.
+        max_retries: how many times a change is retried when other writers commit first.
+
+    >>> reg = ModelRegistry("memory://")
+    >>> reg.save("churn", {"w": 1}).version
+    <Version('1.0.0')>
+    >>> _ = reg.deploy("churn", "1.0.0")
+    >>> reg.current("churn").version
+    <Version('1.0.0')>
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | Backend,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        user: str | None = None,
+        checks: Mapping[str, Check] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_size: int = 2 * 1024**3,
+        max_retries: int = 200,
+    ) -> None:
+        with _storage("opening the registry"):
+            self._backend = open_backend(location, **dict(storage_options or {}))
+        self._user = user or _user()
+        self._host = socket.gethostname()
+        self._lock = threading.RLock()
+        self._states: dict[str, ModelState] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._checks: dict[str, Check] = {}
+        for name, check in (checks or {}).items():
+            self.set_check(name, check)
+        self._verified: dict[str, tuple[int, int, int, int, str]] = {}
+        self._cache = None
+        if cache_dir is not None and self._backend.local_path.__func__ is Backend.local_path:  # type: ignore[attr-defined]
+            from modelversions._cache import ReadCache
+
+            self._cache = ReadCache(cache_dir, max_bytes=cache_size)
+        if max_retries < 1:
+            raise InvalidInputError(f"max_retries must be at least 1, not {max_retries}")
+        self._max_retries = max_retries
+
+    @property
+    def backend(self) -> Backend:
+        """The storage backend this registry uses."""
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self._backend.url!r})"
+
+    def close(self) -> None:
+        """Release the backend's resources."""
+        self._backend.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ state reading
+    def _load_snapshot(self, name: str) -> ModelState:
+        with _storage(f"listing snapshots of {name!r}"):
+            keys = self._backend.list(_state.snapshot_prefix(name))
+        for key in reversed(keys):
+            try:
+                with _storage(f"reading {key}"):
+                    data = self._backend.read(key)
+                return ModelState.from_snapshot(_state.decode(data, key), name)
+            except FileNotFoundError:
+                continue  # removed by a newer snapshot's writer; try the next
+            except IntegrityError as exc:
+                warnings.warn(f"ignoring damaged snapshot: {exc}", stacklevel=3)
+                continue  # a snapshot is only a cache of the log
+        return ModelState(name=name)
+
+    def _refresh(self, name: str) -> ModelState:
+        """Bring the cached state of ``name`` up to the newest committed event."""
+        state = self._states.get(name)
+        if state is None:
+            state = self._load_snapshot(name)
+            self._states[name] = state
+        while True:
+            key = _state.log_key(name, state.seq + 1)
+            try:
+                with _storage(f"reading {key}"):
+                    data = self._backend.read(key)
+            except FileNotFoundError:
+                return state
+            state.apply(_state.decode(data, key))
+
+    def _existing(self, name: str) -> ModelState:
+        check_name(name)
+        with self._lock:
+            state = self._refresh(name)
+        if state.seq == 0:
+            raise ModelNotFoundError(self._not_found_message(name))
+        return state
+
+    def _not_found_message(self, name: str) -> str:
+        try:
+            known = self.models()
+        except ModelVersionsError:
+            known = []
+        shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        return f"no model {name!r} in {self._backend.url}; models: {shown or '(none)'}"
+
+    @staticmethod
+    def _get(state: ModelState, version: str | Version) -> ModelVersion:
+        v = Version(version)
+        mv = state.records.get(v)
+        if mv is None:
+            have = [str(x) for x in state.order]
+            shown = ", ".join(have[-20:])
+            more = f" (and {len(have) - 20} older)" if len(have) > 20 else ""
+            raise VersionNotFoundError(
+                f"model {state.name!r} has no version {v}; versions: {shown}{more}"
+            )
+        return mv
+
+    # ------------------------------------------------------------------ committing
+    def _commit(
+        self, name: str, build: Callable[[ModelState], dict[str, Any]]
+    ) -> tuple[dict[str, Any], ModelState]:
+        """Append one event computed by ``build`` from the newest state; retry on races."""
+        delay = 0.0005
+        for _attempt in range(self._max_retries):
+            with self._lock:
+                state = self._refresh(name)
+                payload = build(state)
+                seq = state.seq + 1
+                payload.update(
+                    schema=_state.SCHEMA,
+                    seq=seq,
+                    time=_now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                    name=name,
+                    user=self._user,
+                    host=self._host,
+                )
+                key = _state.log_key(name, seq)
+                data = _state.encode(payload)
+                try:
+                    self._backend.create(key, data)
+                except FileExistsError:
+                    pass  # another writer committed entry `seq` first: re-read and retry
+                except OSError as exc:
+                    raise StorageError(self._commit_failed(key, data, exc)) from exc
+                else:
+                    state.apply(payload)
+                    if seq % _SNAPSHOT_EVERY == 0:
+                        self._write_snapshot(state)
+                    return payload, state
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.05)
+        raise ConcurrentUpdateError(
+            f"gave up changing model {name!r} after {self._max_retries} attempts: other "
+            "writers kept committing first; nothing was changed by this call"
+        )
+
+    def _commit_failed(self, key: str, data: bytes, exc: OSError) -> str:
+        try:
+            landed = self._backend.read(key) == data
+        except OSError:
+            landed = False
+        if landed:
+            return (
+                f"the change was published as {key} but the storage then failed ({exc}); "
+                "it is visible to readers, its durability is not confirmed"
+            )
+        return f"could not write {key}: {exc}; nothing was changed"
+
+    def _write_snapshot(self, state: ModelState) -> None:
+        key = _state.snapshot_key(state.name, state.seq)
+        try:
+            self._backend.create(key, _state.encode(state.to_snapshot()))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            warnings.warn(f"could not write snapshot {key} (a cache only): {exc}", stacklevel=4)
+            return
+        try:
+            older = self._backend.list(_state.snapshot_prefix(state.name))[:-2]
+            for old in older:
+                self._backend.delete(old)
+        except OSError as exc:
+            warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
+
+    def _event(self, payload: Mapping[str, Any]) -> Event:
+        return _state.event_from_payload(payload)
+
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        name: str,
+        model: Any,
+        version: str | Version | None = None,
+        *,
+        bump: str = "minor",
+        metrics: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as a new ``candidate`` version and return its record.
+
+        Args:
+            name: the model name (``"churn"``, ``"team/churn"``).
+            model: any object joblib can pickle.
+            version: the version; by default ``1.0.0`` for a new model, else the highest
+                existing version bumped by ``bump``.
+            bump: ``"major"``, ``"minor"`` (default) or ``"patch"``.
+            metrics, params, tags: JSON-serializable mappings kept with the version.
+            description: free text.
+
+        Raises:
+            InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments
+                (checked before anything is written).
+            VersionExistsError: an equal version exists (build metadata aside).
+
+        The artifact is written and made durable first; the version appears in one
+        atomic commit afterwards, so no reader ever sees it without its artifact.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> mv = reg.save("churn", [1, 2, 3], metrics={"auc": 0.91})
+        >>> str(mv.version), mv.status.value, mv.metrics["auc"]
+        ('1.0.0', 'candidate', 0.91)
+        >>> str(reg.save("churn", [1, 2, 4]).version)
+        '1.1.0'
+        """
+        check_name(name)
+        if bump not in _BUMPS:
+            raise InvalidInputError(f"bump must be one of {', '.join(_BUMPS)}, not {bump!r}")
+        explicit = None if version is None else Version(version)
+        record_meta = {
+            "metrics": _json_mapping(metrics, "metrics"),
+            "params": _json_mapping(params, "params"),
+            "tags": _json_mapping(tags, "tags"),
+            "description": description,
+        }
+        if description is not None and not isinstance(description, str):
+            raise InvalidInputError(f"description must be a str, not {type(description).__name__}")
+        with self._lock:
+            state = self._refresh(name)
+            if explicit is not None and explicit in state.records:
+                raise self._exists_error(state, explicit)
+            is_new = state.seq == 0
+        if is_new:
+            with _storage(f"registering model {name!r}"), suppress(FileExistsError):
+                self._backend.create(_state.index_key(name), b"{}")
+        sha256, size = self._write_artifact(name, model)
+        created_at = _now()
+
+        def build(state: ModelState) -> dict[str, Any]:
+            if explicit is not None:
+                if explicit in state.records:
+                    raise self._exists_error(state, explicit)
+                v = explicit
+            elif state.order:
+                v = state.order[-1].bump(bump)
+            else:
+                v = Version("1.0.0")
+            record = ModelVersion(
+                name=name,
+                version=v,
+                status=Status.CANDIDATE,
+                created_at=created_at,
+                sha256=sha256,
+                size=size,
+                **record_meta,  # type: ignore[arg-type]
+            ).to_dict()
+            return {"action": "save", "version": str(v), "record": record}
+
+        payload, state = self._commit(name, build)
+        return state.records[Version(payload["version"])]
+
+    @staticmethod
+    def _exists_error(state: ModelState, v: Version) -> VersionExistsError:
+        have = state.records[v]
+        same = "" if str(have.version) == str(v) else f" (stored as {have.version})"
+        return VersionExistsError(
+            f"model {state.name!r} already has version {v}{same}, status {have.status.value}; "
+            f"the highest is {state.order[-1]}"
+        )
+
+    def _write_artifact(self, name: str, model: Any) -> tuple[str, int]:
+        from modelversions.serialization import dump_model
+
+        with _storage(f"writing an artifact of {name!r}"):
+            blob = self._backend.open_blob()
+            try:
+                sha256, size = dump_model(model, blob)
+                blob.commit(_state.artifact_key(name, sha256))
+            except BaseException:
+                blob.abort()
+                raise
+        return sha256, size
+
+    # ------------------------------------------------------------------ reading
+    def models(self) -> list[str]:
+        """Names of the models that have at least one version, sorted.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("b", 1); _ = reg.save("a/x", 2)
+        >>> reg.models()
+        ['a/x', 'b']
+        """
+        with _storage("listing models"):
+            keys = self._backend.list("index/")
+        names = [k[len("index/") : -len("/@model")] for k in keys if k.endswith("/@model")]
+        out = []
+        for name in names:
+            with _storage(f"checking model {name!r}"):
+                if (name in self._states and self._states[name].seq > 0) or self._backend.exists(
+                    _state.log_key(name, 1)
+                ):
+                    out.append(name)
+        return sorted(out)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """All versions of ``name``, ascending by :class:`Version` (pruned ones included).
+
+        Raises:
+            ModelNotFoundError: no such model.
+        """
+        state = self._existing(name)
+        with self._lock:
+            return state.versions()
+
+    def get(self, name: str, version: str | Version) -> ModelVersion:
+        """The record of one version.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError: it does not exist.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
+        >>> reg.get("m", "v1").status.value
+        'candidate'
+        """
+        state = self._existing(name)
+        with self._lock:
+            return self._get(state, version)
+
+    def current(self, name: str, *, env: str = "production") -> ModelVersion | None:
+        """The version deployed in ``env``, or ``None`` when nothing is deployed there.
+
+        Raises:
+            ModelNotFoundError: no such model.
+        """
+        check_env(env)
+        state = self._existing(name)
+        with self._lock:
+            v = state.pointers.get(env)
+            return None if v is None else state.records[v]
+
+    def envs(self, name: str) -> dict[str, ModelVersion]:
+        """Each env that has a version deployed, with that version.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
+        >>> _ = reg.deploy("m", "1.0.0", env="staging")
+        >>> {env: str(mv.version) for env, mv in reg.envs("m").items()}
+        {'staging': '1.0.0'}
+        """
+        state = self._existing(name)
+        with self._lock:
+            return {env: state.records[v] for env, v in sorted(state.pointers.items())}
+
+    def history(self, name: str, *, env: str | None = None) -> list[Event]:
+        """Every event of ``name``, oldest first; with ``env``, only that env's events.
+
+        Raises:
+            ModelNotFoundError: no such model.
+        """
+        if env is not None:
+            check_env(env)
+        state = self._existing(name)
+        with self._lock:
+            events = self._events.setdefault(name, [])
+            while len(events) < state.seq:
+                key = _state.log_key(name, len(events) + 1)
+                with _storage(f"reading {key}"):
+                    try:
+                        data = self._backend.read(key)
+                    except FileNotFoundError as exc:
+                        raise IntegrityError(f"history entry {key} is missing") from exc
+                events.append(self._event(_state.decode(data, key)))
+            out = events[: state.seq]
+        if env is not None:
+            out = [e for e in out if e.env == env]
+        return list(out)
+
+    def rollback_target(self, name: str, *, env: str = "production") -> ModelVersion:
+        """The version :meth:`rollback` would deploy now, without changing anything.
+
+        Raises:
+            NoRollbackTargetError: nothing deployed, or no stable version below it.
+        """
+        check_env(env)
+        state = self._existing(name)
+        with self._lock:
+            return self._rollback_target(state, env)
+
+    @staticmethod
+    def _rollback_target(state: ModelState, env: str) -> ModelVersion:
+        current = state.pointers.get(env)
+        if current is None:
+            raise NoRollbackTargetError(
+                f"cannot roll back model {state.name!r} in {env!r}: nothing is deployed there"
+            )
+        target = state.rollback_target(current)
+        if target is None:
+            below = state.below(current)
+            listing = ", ".join(
+                f"{mv.version} {mv.status.value}{' pruned' if mv.pruned else ''}"
+                for mv in below[-20:]
+            )
+            raise NoRollbackTargetError(
+                f"cannot roll back model {state.name!r} in {env!r} from {current}: no stable "
+                f"version below it (below: {listing or 'none'})"
+            )
+        return target
+
+    # ------------------------------------------------------------------ lifecycle
+    def deploy(
+        self,
+        name: str,
+        version: str | Version,
+        *,
+        env: str = "production",
+        reason: str | None = None,
+        force: bool = False,
+        check: Check | None = None,
+    ) -> ModelVersion:
+        """Point ``env`` at ``version``; the replaced version, unless failed, becomes stable.
+
+        Args:
+            env: the environment (default ``production``).
+            reason: recorded in history.
+            force: allow deploying a ``failed`` version.
+            check: a guard called as ``check(model)`` with the loaded model after the
+                pointer moved (default: the registry's check for ``name``, if any). If it
+                raises or returns ``False``, the replaced version is put back at once, the
+                new one is marked failed with the check's message, and
+                :class:`DeployCheckFailedError` is raised.
+
+        Raises:
+            VersionNotFoundError, ForbiddenTransitionError (failed, no ``force``),
+            ArtifactPrunedError, DeployCheckFailedError.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("m", 1); _ = reg.save("m", 2)
+        >>> _ = reg.deploy("m", "1.0.0"); _ = reg.deploy("m", "1.1.0")
+        >>> reg.get("m", "1.0.0").status.value
+        'stable'
+        """
+        check_env(env)
+        check_name(name)
+        target = Version(version)
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            mv = self._get(state, target)
+            if mv.pruned:
+                raise ArtifactPrunedError(
+                    f"cannot deploy {name} {mv.version}: its artifact was pruned"
+                )
+            if mv.status is Status.FAILED and not force:
+                raise ForbiddenTransitionError(
+                    f"cannot deploy {name} {mv.version}: it is failed "
+                    f"({mv.failure_reason or 'no reason given'}); pass force=True to deploy it"
+                )
+            before = state.pointers.get(env)
+            changes = []
+            if before is not None and before != mv.version:
+                replaced = state.records[before]
+                if replaced.status is Status.CANDIDATE:
+                    changes.append({"version": str(before), "from": "candidate", "to": "stable"})
+            return {
+                "action": "deploy",
+                "version": str(mv.version),
+                "env": env,
+                "from_version": None if before is None else str(before),
+                "to_version": str(mv.version),
+                "changes": changes,
+                "reason": reason,
+                "forced": bool(force and mv.status is Status.FAILED),
+            }
+
+        payload, state = self._commit(name, build)
+        deployed = state.records[Version(payload["version"])]
+        guard = check if check is not None else self._checks.get(name)
+        if guard is not None:
+            self._run_check(name, env, guard, deployed, payload.get("from_version"))
+        return deployed
+
+    def _run_check(
+        self, name: str, env: str, guard: Check, deployed: ModelVersion, before: str | None
+    ) -> None:
+        try:
+            model = self.load(name, deployed.version)
+            result = guard(model)
+            message = None if result is not False else "the check returned False"
+        except Exception as exc:  # the check is user code: any failure fails the deploy
+            message = f"the check raised {type(exc).__name__}: {exc}"
+        if message is None:
+            return
+        new = str(deployed.version)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            changes = []
+            old = state.records[deployed.version].status
+            changes.append(
+                {"version": new, "from": old.value, "to": "failed", "reason": message, "env": env}
+            )
+            if state.pointers.get(env) != deployed.version:
+                # Someone else moved the pointer since: only record the failure.
+                return {
+                    "action": "mark_failed",
+                    "version": new,
+                    "env": env,
+                    "changes": changes,
+                    "reason": f"deploy check failed: {message}",
+                }
+            return {
+                "action": "rollback",
+                "version": before,
+                "env": env,
+                "from_version": new,
+                "to_version": before,
+                "changes": changes,
+                "reason": f"deploy check failed: {message}",
+            }
+
+        self._commit(name, build)
+        raise DeployCheckFailedError(
+            f"deploy of {name} {new} to {env!r} failed its check ({message}); "
+            + (f"{before} is deployed again" if before else "nothing is deployed now"),
+            name=name,
+            version=new,
+            restored=before,
+        )
+
+    def set_check(self, name: str, check: Check | None) -> None:
+        """Set (or with ``None`` remove) the default deploy check of model ``name``."""
+        check_name(name)
+        if check is None:
+            self._checks.pop(name, None)
+        elif not callable(check):
+            raise InvalidInputError(f"a check must be callable, not {type(check).__name__}")
+        else:
+            self._checks[name] = check
+
+    def promote(
+        self,
+        name: str,
+        *,
+        from_env: str = "staging",
+        to_env: str = "production",
+        reason: str | None = None,
+        force: bool = False,
+        check: Check | None = None,
+    ) -> ModelVersion:
+        """Deploy to ``to_env`` the version ``from_env`` runs now.
+
+        Raises:
+            NotFoundError: nothing is deployed in ``from_env``.
+        """
+        check_env(from_env)
+        check_env(to_env)
+        mv = self.current(name, env=from_env)
+        if mv is None:
+            raise VersionNotFoundError(
+                f"cannot promote model {name!r}: nothing is deployed in {from_env!r}"
+            )
+        return self.deploy(
+            name,
+            mv.version,
+            env=to_env,
+            force=force,
+            check=check,
+            reason=reason or f"promoted from {from_env}",
+        )
+
+    def rollback(
+        self, name: str, *, env: str = "production", reason: str | None = None
+    ) -> ModelVersion:
+        """Deploy the latest stable version below the deployed one; mark that one failed.
+
+        Returns:
+            the version now deployed.
+
+        Raises:
+            NoRollbackTargetError: nothing deployed, or no stable version below it
+                (the message lists the versions below and their statuses); nothing changes.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> for i in range(3): _ = reg.save("m", i)
+        >>> for v in ("1.0.0", "1.1.0", "1.2.0"): _ = reg.deploy("m", v)
+        >>> str(reg.rollback("m", reason="bad auc").version)
+        '1.1.0'
+        >>> reg.get("m", "1.2.0").failure_reason
+        'bad auc'
+        """
+        check_env(env)
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            target = self._rollback_target(state, env)
+            current = state.records[state.pointers[env]]
+            changes = []
+            if current.status is not Status.FAILED:
+                changes.append(
+                    {
+                        "version": str(current.version),
+                        "from": current.status.value,
+                        "to": "failed",
+                        "reason": reason or f"rolled back in {env}",
+                        "env": env,
+                    }
+                )
+            return {
+                "action": "rollback",
+                "version": str(target.version),
+                "env": env,
+                "from_version": str(current.version),
+                "to_version": str(target.version),
+                "changes": changes,
+                "reason": reason,
+            }
+
+        payload, state = self._commit(name, build)
+        return state.records[Version(payload["version"])]
+
+    def mark_failed(
+        self, name: str, version: str | Version, *, reason: str, env: str | None = None
+    ) -> ModelVersion:
+        """Mark a version failed; no pointer moves (a deployed one keeps serving).
+
+        Args:
+            reason: why (required, recorded on the version and in history).
+            env: where it failed, if env-specific.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInputError("mark_failed needs a reason (a non-empty str)")
+        if env is not None:
+            check_env(env)
+        target = Version(version)
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            mv = self._get(state, target)
+            change = {
+                "version": str(mv.version),
+                "from": mv.status.value,
+                "to": "failed",
+                "reason": reason,
+                "env": env,
+            }
+            return {
+                "action": "mark_failed",
+                "version": str(mv.version),
+                "env": env,
+                "changes": [change],
+                "reason": reason,
+            }
+
+        payload, state = self._commit(name, build)
+        return state.records[Version(payload["version"])]
+
+    def mark_stable(
+        self, name: str, version: str | Version, *, reason: str | None = None
+    ) -> ModelVersion:
+        """Mark a version stable (a rollback target), overriding a failure."""
+        target = Version(version)
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            mv = self._get(state, target)
+            change = {"version": str(mv.version), "from": mv.status.value, "to": "stable"}
+            return {
+                "action": "mark_stable",
+                "version": str(mv.version),
+                "changes": [change],
+                "reason": reason,
+            }
+
+        payload, state = self._commit(name, build)
+        return state.records[Version(payload["version"])]
+
+    # ------------------------------------------------------------------ retention
+    def prune(self, name: str, *, keep: int, reason: str | None = None) -> list[ModelVersion]:
+        """Delete the artifacts of versions older than the newest ``keep``.
+
+        Never prunes a deployed version or a version some env would roll back to.
+        Records and history stay; the versions are flagged ``pruned``. Artifacts shared
+        with kept versions (same sha256) stay too.
+
+        Returns:
+            the versions pruned by this call.
+        """
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            protected = state.protected()
+            old = state.order[: max(len(state.order) - keep, 0)]
+            victims = [str(v) for v in old if v not in protected and not state.records[v].pruned]
+            return {"action": "prune", "version": None, "pruned": victims, "reason": reason}
+
+        payload, state = self._commit(name, build)
+        self._collect_artifacts(name)
+        return [state.records[Version(v)] for v in payload["pruned"]]
+
+    def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
+        """Remove a version (record and, if unshared, artifact); history keeps its events.
+
+        Raises:
+            ForbiddenTransitionError: the version is deployed in some env.
+        """
+        target = Version(version)
+        self._existing(name)
+
+        def build(state: ModelState) -> dict[str, Any]:
+            mv = self._get(state, target)
+            envs = sorted(e for e, v in state.pointers.items() if v == mv.version)
+            if envs:
+                raise ForbiddenTransitionError(
+                    f"cannot delete {name} {mv.version}: it is deployed in {', '.join(envs)}"
+                )
+            return {"action": "delete", "version": str(mv.version), "reason": reason}
+
+        self._commit(name, build)
+        self._collect_artifacts(name)
+
+    def _collect_artifacts(self, name: str) -> None:
+        """Delete this model's artifacts that no unpruned version references."""
+        with self._lock:
+            state = self._refresh(name)
+            referenced = state.referenced_artifacts()
+        prefix = f"models/{name}/@artifacts/"
+        with _storage(f"collecting artifacts of {name!r}"):
+            for key in self._backend.list(prefix):
+                sha = key[len(prefix) :].split(".", 1)[0]
+                if sha not in referenced:
+                    self._backend.delete(key)
+
+    # ------------------------------------------------------------------ loading
+    def load(
+        self,
+        name: str,
+        version: str | Version | None = None,
+        *,
+        env: str = "production",
+        mmap_mode: str | None = None,
+    ) -> Any:
+        """Load a model: ``version``, or by default the one deployed in ``env``.
+
+        The artifact's sha256 is checked before anything is unpickled. On a local
+        folder, ``mmap_mode="r"`` memory-maps numpy arrays (joblib's ``mmap_mode``).
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError: nothing to load (including
+                nothing deployed in ``env``).
+            ArtifactPrunedError: the version's artifact was pruned.
+            IntegrityError: the stored bytes do not match their checksum.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("m", {"w": 3}); _ = reg.deploy("m", "1.0.0")
+        >>> reg.load("m")
+        {'w': 3}
+        """
+        check_env(env)
+        state = self._existing(name)
+        with self._lock:
+            if version is None:
+                v = state.pointers.get(env)
+                if v is None:
+                    raise VersionNotFoundError(
+                        f"nothing is deployed in {env!r} for model {name!r}; pass a version "
+                        f"or deploy one (versions: {', '.join(str(x) for x in state.order[-10:])})"
+                    )
+                mv = state.records[v]
+            else:
+                mv = self._get(state, version)
+        return self._load_artifact(mv, mmap_mode=mmap_mode)
+
+    def _load_artifact(self, mv: ModelVersion, *, mmap_mode: str | None = None) -> Any:
+        from modelversions import serialization
+
+        if mv.pruned:
+            raise ArtifactPrunedError(
+                f"{mv.name} {mv.version} was pruned: its record and history remain, "
+                "its artifact was deleted"
+            )
+        key = _state.artifact_key(mv.name, mv.sha256)
+        what = f"the artifact of {mv.name} {mv.version} ({key})"
+        try:
+            with _storage(f"reading {what}"):
+                path = self._backend.local_path(key)
+                if path is not None:
+                    return self._load_local(path, mv, what, mmap_mode)
+                if self._cache is not None:
+                    path = self._cache.fetch(self._backend, key, mv.sha256, mv.size, what)
+                    return serialization.load_model_file(
+                        path,
+                        sha256=mv.sha256,
+                        size=mv.size,
+                        what=what,
+                        verified=True,
+                        mmap_mode=mmap_mode,
+                    )
+                if mv.size <= _SMALL_ARTIFACT:
+                    data = self._backend.read(key)
+                    return serialization.load_model_bytes(
+                        data, sha256=mv.sha256, size=mv.size, what=what
+                    )
+                return self._load_spooled(key, mv, what)
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"{what} is missing from storage") from exc
+
+    def _load_local(self, path: str, mv: ModelVersion, what: str, mmap_mode: str | None) -> Any:
+        from modelversions import serialization
+
+        st = os.stat(path)
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, mv.sha256)
+        verified = self._verified.get(path) == sig
+        model = serialization.load_model_file(
+            path,
+            sha256=mv.sha256,
+            size=mv.size,
+            what=what,
+            mmap_mode=mmap_mode,
+            verified=verified,
+        )
+        if not verified:
+            if len(self._verified) >= _VERIFIED_MEMO:
+                self._verified.clear()
+            self._verified[path] = sig
+        return model
+
+    def _load_spooled(self, key: str, mv: ModelVersion, what: str) -> Any:
+        import joblib
+
+        from modelversions import serialization
+
+        with tempfile.TemporaryFile() as spool:
+            with self._backend.open_read(key) as src:
+                sha, size = serialization.hash_stream(src, spool)
+            serialization._check(what, mv.sha256, sha, mv.size, size)
+            spool.seek(0)
+            return joblib.load(spool)
+
+    # ------------------------------------------------------------------ verify
+    def verify(self, *, repair: bool = False, min_age: float = 3600.0) -> VerifyReport:
+        """Check the whole registry and report what is damaged.
+
+        Replays every model's history from the first entry (not from snapshots),
+        checks each env's pointer chain, compares the newest snapshot with the replay,
+        and hashes every artifact. With ``repair=True`` it removes only provable
+        garbage: temporaries of dead writers, and unreferenced artifacts older than
+        ``min_age`` seconds (left by saves that died before committing). It never
+        removes anything a committed version uses.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
+        >>> reg.verify().ok
+        True
+        """
+        from modelversions import serialization
+
+        problems: list[VerifyProblem] = []
+        removed: list[str] = []
+        n_versions = 0
+        n_artifacts = 0
+        with _storage("listing models"):
+            indexed = {
+                k[len("index/") : -len("/@model")]
+                for k in self._backend.list("index/")
+                if k.endswith("/@model")
+            }
+            logged = {
+                k.split("/@log/")[0][len("models/") :]
+                for k in self._backend.list("models/")
+                if "/@log/" in k
+            }
+        for name in sorted(logged - indexed):
+            problems.append(VerifyProblem("index-missing", name, "not listed by models()"))
+            if repair:
+                with _storage("repairing the index"), suppress(FileExistsError):
+                    self._backend.create(_state.index_key(name), b"{}")
+                removed.append(f"added {_state.index_key(name)}")
+        for name in sorted(logged):
+            state, log_problems = self._replay_all(name)
+            problems.extend(log_problems)
+            if state is None:
+                continue
+            n_versions += len(state.records)
+            with self._lock:
+                snap = self._load_snapshot(name)
+            if snap.seq and state.seq >= snap.seq:
+                partial = self._replay_to(name, snap.seq)
+                if partial is not None and not partial.same_as(snap):
+                    problems.append(
+                        VerifyProblem(
+                            "snapshot-damaged", name, f"snapshot {snap.seq} differs from the log"
+                        )
+                    )
+            referenced = state.referenced_artifacts()
+            checked: dict[str, str | None] = {}
+            for mv in state.versions():
+                if mv.pruned:
+                    continue
+                key = _state.artifact_key(name, mv.sha256)
+                if mv.sha256 not in checked:
+                    checked[mv.sha256] = self._check_artifact(key, mv, serialization)
+                    n_artifacts += 1
+                err = checked[mv.sha256]
+                if err is not None:
+                    kind = "artifact-missing" if err == "missing" else "artifact-damaged"
+                    problems.append(VerifyProblem(kind, name, err, str(mv.version)))
+            prefix = f"models/{name}/@artifacts/"
+            with _storage(f"listing artifacts of {name!r}"):
+                stored = self._backend.list(prefix)
+            for key in stored:
+                sha = key[len(prefix) :].split(".", 1)[0]
+                if sha in referenced:
+                    continue
+                problems.append(
+                    VerifyProblem("orphan-artifact", name, f"{key} is referenced by no version")
+                )
+                if repair and self._older_than(key, min_age):
+                    with self._lock:
+                        fresh = self._refresh(name).referenced_artifacts()
+                    if sha not in fresh:
+                        with _storage(f"removing {key}"):
+                            self._backend.delete(key)
+                        removed.append(key)
+        with _storage("cleaning temporaries"):
+            leftovers = self._backend.cleanup(min_age=min_age, dry_run=not repair)
+        for item in leftovers:
+            problems.append(VerifyProblem("temporary", None, f"{item} left by a dead writer"))
+            if repair:
+                removed.append(item)
+        return VerifyReport(
+            models=len(logged),
+            versions=n_versions,
+            artifacts_checked=n_artifacts,
+            problems=tuple(problems),
+            removed=tuple(removed),
+        )
+
+    def _older_than(self, key: str, min_age: float) -> bool:
+        if min_age <= 0:
+            return True
+        path = self._backend.local_path(key)
+        if path is None:
+            return False  # age unknown: not provably garbage
+        try:
+            return time.time() - os.stat(path).st_mtime > min_age
+        except FileNotFoundError:
+            return False
+
+    def _check_artifact(self, key: str, mv: ModelVersion, serialization: Any) -> str | None:
+        try:
+            with _storage(f"reading {key}"), self._backend.open_read(key) as fh:
+                sha, size = serialization.hash_stream(fh)
+        except FileNotFoundError:
+            return "missing"
+        if sha != mv.sha256 or size != mv.size:
+            return f"{key}: sha256 {sha} ({size} bytes), expected {mv.sha256} ({mv.size} bytes)"
+        return None
+
+    def _read_log(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        seq = 1
+        while True:
+            key = _state.log_key(name, seq)
+            try:
+                with _storage(f"reading {key}"):
+                    data = self._backend.read(key)
+            except FileNotFoundError:
+                return
+            yield key, _state.decode(data, key)
+            seq += 1
+
+    def _replay_to(self, name: str, seq: int) -> ModelState | None:
+        state = ModelState(name=name)
+        try:
+            for _key, payload in self._read_log(name):
+                if state.seq >= seq:
+                    break
+                state.apply(payload)
+        except IntegrityError:
+            return None
+        return state
+
+    def _replay_all(self, name: str) -> tuple[ModelState | None, list[VerifyProblem]]:
+        problems: list[VerifyProblem] = []
+        state = ModelState(name=name)
+        try:
+            for _key, payload in self._read_log(name):
+                state.apply(payload)
+        except IntegrityError as exc:
+            problems.append(VerifyProblem("history-damaged", name, str(exc)))
+            return None, problems
+        with _storage(f"listing the history of {name!r}"):
+            entries = self._backend.list(f"models/{name}/@log/")
+        if len(entries) != state.seq:
+            problems.append(
+                VerifyProblem(
+                    "history-gap",
+                    name,
+                    f"{len(entries)} history entries stored but only 1..{state.seq} are contiguous",
+                )
+            )
+        return state, problems
