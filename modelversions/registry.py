@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
@@ -614,7 +614,60 @@ class ModelRegistry:
         check_name(name)
         target = Version(version)
         self._existing(name)
+        build = self._deploy_builder(name, target, env=env, reason=reason, force=force)
+        payload, state = self._commit(name, build)
+        deployed = state.records[Version(payload["version"])]
+        guard = check if check is not None else self._checks.get(name)
+        if guard is not None:
+            self._run_check(name, env, guard, deployed, payload.get("from_version"))
+        return deployed
 
+    def plan_deploy(
+        self,
+        name: str,
+        version: str | Version,
+        *,
+        env: str = "production",
+        reason: str | None = None,
+        force: bool = False,
+    ) -> Event:
+        """The event :meth:`deploy` would commit now, without changing anything (a dry run).
+
+        The deploy's rules run on the newest state, so a deploy they refuse raises the
+        error :meth:`deploy` would raise. ``seq`` and ``time`` are those the event would
+        get if committed now. No deploy check is run.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("m", 1); _ = reg.save("m", 2); _ = reg.deploy("m", "1.0.0")
+        >>> print(reg.plan_deploy("m", "1.1.0").changes[0])
+        1.0.0 candidate->stable
+        """
+        check_env(env)
+        check_name(name)
+        target = Version(version)
+        self._existing(name)
+        return self._plan(
+            name, self._deploy_builder(name, target, env=env, reason=reason, force=force)
+        )
+
+    def _plan(self, name: str, build: Callable[[ModelState], dict[str, Any]]) -> Event:
+        """The event ``build`` makes from the newest state, not committed."""
+        with self._lock:
+            state = self._refresh(name)
+            payload = build(state)
+            seq = state.seq + 1
+        payload.update(
+            seq=seq,
+            time=_now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            name=name,
+            user=self._user,
+            host=self._host,
+        )
+        return self._event(payload)
+
+    def _deploy_builder(
+        self, name: str, target: Version, *, env: str, reason: str | None, force: bool
+    ) -> Callable[[ModelState], dict[str, Any]]:
         def build(state: ModelState) -> dict[str, Any]:
             mv = self._get(state, target)
             if mv.pruned:
@@ -643,25 +696,25 @@ class ModelRegistry:
                 "forced": bool(force and mv.status is Status.FAILED),
             }
 
-        payload, state = self._commit(name, build)
-        deployed = state.records[Version(payload["version"])]
-        guard = check if check is not None else self._checks.get(name)
-        if guard is not None:
-            self._run_check(name, env, guard, deployed, payload.get("from_version"))
-        return deployed
+        return build
 
     def _run_check(
         self, name: str, env: str, guard: Check, deployed: ModelVersion, before: str | None
     ) -> None:
         try:
             model = self.load(name, deployed.version)
-            result = guard(model)
-            message = None if result is not False else "the check returned False"
-        except Exception as exc:  # the check is user code: any failure fails the deploy
-            message = f"the check raised {type(exc).__name__}: {exc}"
+        except ModelVersionsError as exc:
+            message: str | None = f"loading the model failed: {exc}"
+        else:
+            try:
+                result = guard(model)
+                message = None if result is not False else "the check returned False"
+            except Exception as exc:  # the check is user code: any failure fails the deploy
+                message = f"the check raised {type(exc).__name__}: {exc}"
         if message is None:
             return
         new = str(deployed.version)
+        moved: list[Version | None] = []
 
         def build(state: ModelState) -> dict[str, Any]:
             changes = []
@@ -669,8 +722,10 @@ class ModelRegistry:
             changes.append(
                 {"version": new, "from": old.value, "to": "failed", "reason": message, "env": env}
             )
+            moved[:] = []
             if state.pointers.get(env) != deployed.version:
                 # Someone else moved the pointer since: only record the failure.
+                moved.append(state.pointers.get(env))
                 return {
                     "action": "mark_failed",
                     "version": new,
@@ -689,9 +744,15 @@ class ModelRegistry:
             }
 
         self._commit(name, build)
+        if moved:
+            outcome = f"{env} was changed meanwhile (to {moved[0] or 'nothing'}) and left as is"
+            before = None
+        elif before:
+            outcome = f"{before} is deployed again"
+        else:
+            outcome = "nothing is deployed now"
         raise DeployCheckFailedError(
-            f"deploy of {name} {new} to {env!r} failed its check ({message}); "
-            + (f"{before} is deployed again" if before else "nothing is deployed now"),
+            f"deploy of {name} {new} to {env!r} failed its check ({message}); {outcome}",
             name=name,
             version=new,
             restored=before,
@@ -760,7 +821,30 @@ class ModelRegistry:
         """
         check_env(env)
         self._existing(name)
+        payload, state = self._commit(name, self._rollback_builder(env=env, reason=reason))
+        return state.records[Version(payload["version"])]
 
+    def plan_rollback(
+        self, name: str, *, env: str = "production", reason: str | None = None
+    ) -> Event:
+        """The event :meth:`rollback` would commit now, without changing anything.
+
+        Raises:
+            NoRollbackTargetError: as :meth:`rollback` would.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> for i in range(2): _ = reg.save("m", i)
+        >>> for v in ("1.0.0", "1.1.0"): _ = reg.deploy("m", v)
+        >>> e = reg.plan_rollback("m"); str(e.to_version), str(e.changes[0])
+        ('1.0.0', '1.1.0 candidate->failed')
+        """
+        check_env(env)
+        self._existing(name)
+        return self._plan(name, self._rollback_builder(env=env, reason=reason))
+
+    def _rollback_builder(
+        self, *, env: str, reason: str | None
+    ) -> Callable[[ModelState], dict[str, Any]]:
         def build(state: ModelState) -> dict[str, Any]:
             target = self._rollback_target(state, env)
             current = state.records[state.pointers[env]]
@@ -785,8 +869,7 @@ class ModelRegistry:
                 "reason": reason,
             }
 
-        payload, state = self._commit(name, build)
-        return state.records[Version(payload["version"])]
+        return build
 
     def mark_failed(
         self, name: str, version: str | Version, *, reason: str, env: str | None = None
@@ -845,28 +928,41 @@ class ModelRegistry:
         return state.records[Version(payload["version"])]
 
     # ------------------------------------------------------------------ retention
-    def prune(self, name: str, *, keep: int, reason: str | None = None) -> list[ModelVersion]:
+    def prune(
+        self, name: str, *, keep: int, reason: str | None = None, dry_run: bool = False
+    ) -> list[ModelVersion]:
         """Delete the artifacts of versions older than the newest ``keep``.
 
         Never prunes a deployed version or a version some env would roll back to.
         Records and history stay; the versions are flagged ``pruned``. Artifacts shared
-        with kept versions (same sha256) stay too.
+        with kept versions (same sha256) stay too. With ``dry_run=True`` nothing is
+        changed and the versions that would be pruned now are returned.
 
         Returns:
-            the versions pruned by this call.
+            the versions pruned by this call (or that would be, for a dry run).
         """
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
         self._existing(name)
 
-        def build(state: ModelState) -> dict[str, Any]:
+        def victims(state: ModelState) -> list[Version]:
             protected = state.protected()
             old = state.order[: max(len(state.order) - keep, 0)]
-            victims = [str(v) for v in old if v not in protected and not state.records[v].pruned]
-            return {"action": "prune", "version": None, "pruned": victims, "reason": reason}
+            return [v for v in old if v not in protected and not state.records[v].pruned]
+
+        if dry_run:
+            with self._lock:
+                state = self._refresh(name)
+                return [state.records[v] for v in victims(state)]
+
+        def build(state: ModelState) -> dict[str, Any]:
+            pruned = [str(v) for v in victims(state)]
+            return {"action": "prune", "version": None, "pruned": pruned, "reason": reason}
 
         payload, state = self._commit(name, build)
-        self._collect_artifacts(name)
+        with self._lock:
+            shas = {mv.sha256 for mv in state.records.values() if mv.pruned}
+        self._collect_artifacts(name, shas)
         return [state.records[Version(v)] for v in payload["pruned"]]
 
     def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
@@ -877,6 +973,7 @@ class ModelRegistry:
         """
         target = Version(version)
         self._existing(name)
+        deleted_sha: list[str] = []
 
         def build(state: ModelState) -> dict[str, Any]:
             mv = self._get(state, target)
@@ -885,22 +982,24 @@ class ModelRegistry:
                 raise ForbiddenTransitionError(
                     f"cannot delete {name} {mv.version}: it is deployed in {', '.join(envs)}"
                 )
+            deleted_sha[:] = [mv.sha256]
             return {"action": "delete", "version": str(mv.version), "reason": reason}
 
         self._commit(name, build)
-        self._collect_artifacts(name)
+        self._collect_artifacts(name, deleted_sha)
 
-    def _collect_artifacts(self, name: str) -> None:
-        """Delete this model's artifacts that no unpruned version references."""
+    def _collect_artifacts(self, name: str, candidates: Iterable[str]) -> None:
+        """Delete the artifacts among ``candidates`` (sha256s) no unpruned version uses.
+
+        Only artifacts of pruned or deleted versions are candidates: an artifact that no
+        committed version references may belong to a save still in flight (its record
+        is committed after its artifact), so it is left to ``verify(repair=True)``.
+        """
         with self._lock:
-            state = self._refresh(name)
-            referenced = state.referenced_artifacts()
-        prefix = f"models/{name}/@artifacts/"
+            referenced = self._refresh(name).referenced_artifacts()
         with _storage(f"collecting artifacts of {name!r}"):
-            for key in self._backend.list(prefix):
-                sha = key[len(prefix) :].split(".", 1)[0]
-                if sha not in referenced:
-                    self._backend.delete(key)
+            for sha in sorted(set(candidates) - referenced):
+                self._backend.delete(_state.artifact_key(name, sha))
 
     # ------------------------------------------------------------------ loading
     def load(
