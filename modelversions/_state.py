@@ -16,7 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from modelversions.errors import IntegrityError
-from modelversions.records import Event, ModelVersion, Status, StatusChange, _parse_ts
+from modelversions.records import (
+    Event,
+    ModelVersion,
+    Status,
+    StatusChange,
+    _parse_status,
+    _parse_ts,
+    _parse_version,
+)
 from modelversions.version import Version
 
 SCHEMA = 1
@@ -62,7 +70,7 @@ def decode(data: bytes, where: str) -> dict[str, Any]:
 
 
 def _opt_version(text: str | None) -> Version | None:
-    return None if text is None else Version(text)
+    return None if text is None else _parse_version(text)
 
 
 def event_from_payload(payload: Mapping[str, Any]) -> Event:
@@ -80,7 +88,9 @@ def event_from_payload(payload: Mapping[str, Any]) -> Event:
         user=payload.get("user"),
         host=payload.get("host"),
         changes=tuple(
-            StatusChange(Version(c["version"]), Status(c["from"]), Status(c["to"]))
+            StatusChange(
+                _parse_version(c["version"]), _parse_status(c["from"]), _parse_status(c["to"])
+            )
             for c in payload.get("changes", ())
         ),
         forced=bool(payload.get("forced", False)),
@@ -97,6 +107,11 @@ class ModelState:
     order: list[Version] = dataclasses.field(default_factory=list)
     pointers: dict[str, Version] = dataclasses.field(default_factory=dict)
     last_time: datetime | None = None
+    # JSON of each record as last written to a snapshot: records are immutable, so one
+    # that is still the same object need not be encoded again (see encode_snapshot).
+    _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # -- queries -------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
@@ -130,7 +145,7 @@ class ModelState:
 
     # -- applying events -----------------------------------------------------------
     def _require(self, text: str, where: str) -> Version:
-        v = Version(text)
+        v = _parse_version(text)
         if v not in self.records:
             raise IntegrityError(f"{where} names version {text} which does not exist")
         return v
@@ -164,10 +179,10 @@ class ModelState:
         if new_record is not None:
             pending = _Overlay(self.records, new_record)
         for change in payload.get("changes", ()):
-            v = Version(change["version"])
+            v = _parse_version(change["version"])
             if v not in pending:
                 raise IntegrityError(f"{where} changes version {v} which does not exist")
-            new = Status(change["to"])
+            new = _parse_status(change["to"])
             mv = updates.get(v, pending[v])
             if new is Status.FAILED:
                 mv = dataclasses.replace(
@@ -180,7 +195,7 @@ class ModelState:
                 mv = dataclasses.replace(mv, status=new, failure_reason=None, failed_env=None)
             updates[v] = mv
         for text in payload.get("pruned", ()):
-            v = Version(text)
+            v = _parse_version(text)
             if v not in pending:
                 raise IntegrityError(f"{where} prunes version {v} which does not exist")
             updates[v] = dataclasses.replace(updates.get(v, pending[v]), pruned=True)
@@ -193,12 +208,12 @@ class ModelState:
         if action in POINTER_ACTIONS:
             env = str(payload["env"])
             to = payload.get("to_version")
-            target = None if to is None else Version(to)
+            target = None if to is None else _parse_version(to)
             if target is not None and target not in pending:
                 raise IntegrityError(f"{where} points {env} at {to} which does not exist")
             before = self.pointers.get(env)
             frm = payload.get("from_version")
-            if (None if frm is None else Version(frm)) != before:
+            if (None if frm is None else _parse_version(frm)) != before:
                 raise IntegrityError(
                     f"{where} moves {env} from {frm} but it pointed at {before}: broken chain"
                 )
@@ -230,6 +245,36 @@ class ModelState:
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
         }
 
+    def encode_snapshot(self) -> bytes:
+        """``encode(self.to_snapshot())``, encoding only the records changed since last time.
+
+        A snapshot of a model with many versions is mostly unchanged records; reusing
+        their JSON keeps the periodic snapshot cheap (its cost no longer grows with the
+        cost of re-encoding every record).
+        """
+        cached = self._fragments
+        fresh: dict[Version, tuple[ModelVersion, str]] = {}
+        parts: list[str] = []
+        for v in self.order:
+            mv = self.records[v]
+            hit = cached.get(v)
+            if hit is not None and hit[0] is mv:
+                text = hit[1]
+            else:
+                text = json.dumps(mv.to_dict(), separators=(",", ":"), sort_keys=True)
+            fresh[v] = (mv, text)
+            parts.append(text)
+        self._fragments = fresh
+        head = {
+            "schema": SCHEMA,
+            "name": self.name,
+            "seq": self.seq,
+            "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+        }
+        # Keys sort as name, pointers, schema, seq, versions: append "versions" last.
+        text = json.dumps(head, separators=(",", ":"), sort_keys=True)
+        return (text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode()
+
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
         if payload.get("name") != name:
@@ -239,7 +284,7 @@ class ModelState:
             state = cls(name=name, seq=int(payload["seq"]))
             state.records = {mv.version: mv for mv in records}
             state.order = sorted(state.records)
-            state.pointers = {env: Version(v) for env, v in payload["pointers"].items()}
+            state.pointers = {env: _parse_version(v) for env, v in payload["pointers"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():

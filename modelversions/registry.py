@@ -330,7 +330,7 @@ class ModelRegistry:
     def _write_snapshot(self, state: ModelState) -> None:
         key = _state.snapshot_key(state.name, state.seq)
         try:
-            self._backend.create(key, _state.encode(state.to_snapshot()))
+            self._backend.create(key, state.encode_snapshot())
         except FileExistsError:
             pass
         except OSError as exc:
