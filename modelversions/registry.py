@@ -184,7 +184,7 @@ class ModelRegistry:
         self._host = socket.gethostname()
         self._lock = threading.RLock()
         self._states: dict[str, ModelState] = {}
-        self._events: dict[str, list[Event]] = {}
+        self._events: dict[str, dict[int, Event]] = {}
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)
@@ -522,29 +522,37 @@ class ModelRegistry:
         with self._lock:
             return {env: state.records[v] for env, v in sorted(state.pointers.items())}
 
-    def history(self, name: str, *, env: str | None = None) -> list[Event]:
+    def history(self, name: str, *, env: str | None = None, start: int = 1) -> list[Event]:
         """Every event of ``name``, oldest first; with ``env``, only that env's events.
+
+        ``start`` skips the events before that ``seq`` without reading them (e.g. to
+        follow a history: pass the last ``seq`` seen plus one).
 
         Raises:
             ModelNotFoundError: no such model.
         """
         if env is not None:
             check_env(env)
+        if not isinstance(start, int) or isinstance(start, bool) or start < 1:
+            raise InvalidInputError(f"start must be a positive int, not {start!r}")
         state = self._existing(name)
         with self._lock:
-            events = self._events.setdefault(name, [])
-            while len(events) < state.seq:
-                key = _state.log_key(name, len(events) + 1)
-                with _storage(f"reading {key}"):
-                    try:
-                        data = self._backend.read(key)
-                    except FileNotFoundError as exc:
-                        raise IntegrityError(f"history entry {key} is missing") from exc
-                events.append(self._event(_state.decode(data, key)))
-            out = events[: state.seq]
+            events = self._events.setdefault(name, {})
+            out = []
+            for seq in range(start, state.seq + 1):
+                event = events.get(seq)
+                if event is None:
+                    key = _state.log_key(name, seq)
+                    with _storage(f"reading {key}"):
+                        try:
+                            data = self._backend.read(key)
+                        except FileNotFoundError as exc:
+                            raise IntegrityError(f"history entry {key} is missing") from exc
+                    event = events[seq] = self._event(_state.decode(data, key))
+                out.append(event)
         if env is not None:
             out = [e for e in out if e.env == env]
-        return list(out)
+        return out
 
     def rollback_target(self, name: str, *, env: str = "production") -> ModelVersion:
         """The version :meth:`rollback` would deploy now, without changing anything.

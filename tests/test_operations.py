@@ -609,3 +609,21 @@ class TestContentAddressed:
         added = set(registry.backend.list("")) - keys
         assert added == {"models/m/@log/000000000002.json"}
         assert registry.backend.cleanup(min_age=0, dry_run=True) == []  # no temporaries left
+
+
+# ---------------------------------------------------------------------- history paging
+def test_history_from_a_start(registry: ModelRegistry) -> None:
+    _three(registry)
+    registry.deploy("m", "1.0.0", env="staging")
+    registry.deploy("m", "1.1.0")
+    everything = registry.history("m")
+    assert [e.seq for e in everything] == [1, 2, 3, 4, 5]
+    assert registry.history("m", start=4) == everything[3:]
+    assert registry.history("m", start=4, env="production") == everything[4:]
+    assert registry.history("m", start=6) == []
+    fresh = ModelRegistry(registry.backend)  # reads only the asked-for entries
+    assert fresh.history("m", start=5) == everything[4:]
+    assert fresh.history("m") == everything
+    for bad in (0, -1, True, "2"):
+        with pytest.raises(InvalidInputError, match="start"):
+            registry.history("m", start=bad)  # type: ignore[arg-type]
