@@ -77,7 +77,8 @@ exit codes:
   1  any other modelversions error (e.g. the version already exists)
   2  bad input: usage, invalid name or version, a refused change (failed version
      without --force, deleting a deployed version)
-  3  not found: registry folder, model, version; nothing deployed; a pruned artifact
+  3  not found: the registry folder, a model or version, nothing deployed to
+     promote, a pruned artifact
   4  no rollback target
   5  integrity: damaged data, or verify found damage
   6  storage failure, or a change that kept conflicting with other writers
