@@ -94,6 +94,7 @@ def event_from_payload(payload: Mapping[str, Any]) -> Event:
             for c in payload.get("changes", ())
         ),
         forced=bool(payload.get("forced", False)),
+        pruned=tuple(_parse_version(v) for v in payload.get("pruned", ())),
     )
 
 

@@ -104,7 +104,8 @@ class DeployCheckFailedError(ModelVersionsError):
     Attributes:
         name: the model.
         version: the version whose check failed (now marked failed).
-        restored: the version deployed again, or ``None`` if nothing was deployed before.
+        restored: the version deployed again; ``None`` if nothing was deployed before, or
+            if another writer moved the env while the check ran (the env is then left as is).
     """
 
     def __init__(self, message: str, *, name: str, version: str, restored: str | None) -> None:

@@ -216,7 +216,8 @@ class Event:
         seq: position in the model's history (1, 2, ...).
         time: when it was committed (UTC).
         action: the call: ``save``, ``deploy``, ``rollback``, ``mark_failed``,
-            ``mark_stable``, ``check_failed``, ``prune`` or ``delete``.
+            ``mark_stable``, ``prune`` or ``delete``. A failed deploy check is recorded
+            as a ``rollback`` whose reason starts with ``deploy check failed``.
         name: the model.
         version: the version acted on (for deploy and rollback: the one deployed;
             ``None`` when a rollback left nothing deployed).
@@ -225,6 +226,7 @@ class Event:
         reason, user, host: who did it and why.
         changes: status changes the call made (a deploy's promotion, a rollback's failure).
         forced: a deploy of a failed version with ``force=True``.
+        pruned: the versions whose artifacts a ``prune`` removed.
 
     >>> e = Event(seq=3, time=datetime(2026, 1, 1, tzinfo=timezone.utc), action="rollback",
     ...           name="churn", version=Version("1.0.0"), env="production",
@@ -247,6 +249,7 @@ class Event:
     host: str | None = None
     changes: tuple[StatusChange, ...] = ()
     forced: bool = False
+    pruned: tuple[Version, ...] = ()
 
     def __str__(self) -> str:
         when = self.time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -259,6 +262,8 @@ class Event:
             parts.append(f"{self.from_version or '-'} -> {self.to_version or '-'}")
         if self.forced:
             parts.append("(forced)")
+        if self.pruned:
+            parts.append("pruned " + ", ".join(str(v) for v in self.pruned))
         if self.changes:
             parts.append("{" + ", ".join(str(c) for c in self.changes) + "}")
         text = " ".join(parts)
@@ -287,4 +292,5 @@ class Event:
                 for c in self.changes
             ],
             "forced": self.forced,
+            "pruned": [str(v) for v in self.pruned],
         }
