@@ -15,6 +15,10 @@ def _segment_problem(segment: str) -> str | None:
         return "it has an empty segment (no leading, trailing or doubled '/')"
     if segment in (".", ".."):
         return f"{segment!r} is not allowed as a segment"
+    if segment.startswith("."):
+        # Storage keys are built from name segments; backends keep temporaries under
+        # segments starting with '.' and do not list them (see Backend).
+        return f"segment {segment!r} starts with '.'"
     if not _SEGMENT.fullmatch(segment):
         bad = sorted({c for c in segment if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
         return f"it contains {''.join(bad)!r}; use letters, digits, '.', '_', '-'"
@@ -24,8 +28,8 @@ def _segment_problem(segment: str) -> str | None:
 def check_name(name: object) -> str:
     """Return ``name`` if it is a valid model name, else raise :class:`InvalidNameError`.
 
-    Letters, digits, ``.``, ``_``, ``-``, and ``/`` between segments; at most 200
-    characters; nothing is normalized.
+    Letters, digits, ``.``, ``_``, ``-``, and ``/`` between segments; no segment starts
+    with ``.``; at most 200 characters; nothing is normalized.
 
     >>> check_name("team/churn")
     'team/churn'

@@ -130,7 +130,7 @@ class LocalBackend(Backend):
 
     # -- the protocol --------------------------------------------------------------
     def read(self, key: str) -> bytes:
-        with open(self._path(key), "rb") as fh:
+        with self.open_read(key) as fh:
             return fh.read()
 
     def create(self, key: str, data: bytes) -> None:
@@ -157,13 +157,19 @@ class LocalBackend(Backend):
         return _LocalBlob(self)
 
     def open_read(self, key: str) -> IO[bytes]:
-        return open(self._path(key), "rb")
+        try:
+            return open(self._path(key), "rb")
+        except (IsADirectoryError, NotADirectoryError):  # a folder of keys, or under a key
+            raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 
     def size(self, key: str) -> int:
-        return os.stat(self._path(key)).st_size
+        path = self._path(key)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "no such object", key)
+        return os.stat(path).st_size
 
     def list(self, prefix: str) -> builtins.list[str]:
         head, _, _ = prefix.rpartition("/")
@@ -177,10 +183,14 @@ class LocalBackend(Backend):
         return sorted(k for k in keys if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         try:
-            os.unlink(self._path(key))
+            os.unlink(path)
         except FileNotFoundError:
             return
+        except OSError:
+            if os.path.isfile(path):
+                raise  # a real failure; otherwise a folder of keys or a path under a key
 
     def local_path(self, key: str) -> str | None:
         path = self._path(key)
