@@ -254,10 +254,15 @@ class _LocalBlob(BlobWriter):
             self._fh = None
             fh.close()
         try:
-            return self._backend._publish(self._tmp, key)
+            created = self._backend._publish(self._tmp, key)
         except BaseException:
             self.abort()
             raise
+        if not created and self._backend.durable:
+            # The same bytes are stored already, maybe by a writer that failed or died
+            # before fsyncing the folder: the caller is about to rely on them.
+            _fsync_dir(os.path.dirname(self._backend._path(key)))
+        return created
 
     def abort(self) -> None:
         if self._fh is not None:
