@@ -235,17 +235,38 @@ class ModelRegistry:
     def _refresh(self, name: str) -> ModelState:
         """Bring the cached state of ``name`` up to the newest committed event."""
         state = self._states.get(name)
+        first = state is None
         if state is None:
             state = self._load_snapshot(name)
-            self._states[name] = state
         while True:
             key = _state.log_key(name, state.seq + 1)
             try:
                 with _storage(f"reading {key}"):
                     data = self._backend.read(key)
             except FileNotFoundError:
-                return state
+                if first and self._gap_after(name, state.seq):
+                    continue  # a writer committed the missing entry meanwhile: read on
+                break
             state.apply(_state.decode(data, key))
+        if first:  # cached only once whole: a damaged history is refused on every read
+            self._states[name] = state
+        return state
+
+    def _gap_after(self, name: str, seq: int) -> bool:
+        """Entry ``seq + 1`` was not found: raise IntegrityError if ``seq + 2`` exists.
+
+        One probe, on a model's first read: catches a deleted entry (verify() finds
+        every gap). Returns True if entry ``seq + 1`` appeared since (no gap).
+        """
+        with _storage(f"reading the history of {name!r}"):
+            if not self._backend.exists(_state.log_key(name, seq + 2)):
+                return False
+            if self._backend.exists(_state.log_key(name, seq + 1)):
+                return True  # both were committed after the first read
+        raise IntegrityError(
+            f"history entry {_state.log_key(name, seq + 1)} is missing but a later one "
+            f"exists: the history of model {name!r} has a gap (run verify())"
+        )
 
     def _existing(self, name: str) -> ModelState:
         check_name(name)
@@ -1159,16 +1180,7 @@ class ModelRegistry:
             if state is None:
                 continue
             n_versions += len(state.records)
-            with self._lock:
-                snap = self._load_snapshot(name)
-            if snap.seq and state.seq >= snap.seq:
-                partial = self._replay_to(name, snap.seq)
-                if partial is not None and not partial.same_as(snap):
-                    problems.append(
-                        VerifyProblem(
-                            "snapshot-damaged", name, f"snapshot {snap.seq} differs from the log"
-                        )
-                    )
+            problems.extend(self._check_snapshots(name, state.seq))
             referenced = state.referenced_artifacts()
             checked: dict[str, str | None] = {}
             for mv in state.versions():
@@ -1192,7 +1204,8 @@ class ModelRegistry:
                 problems.append(
                     VerifyProblem("orphan-artifact", name, f"{key} is referenced by no version")
                 )
-                if repair and self._older_than(key, min_age):
+                # With a gap in the history, a version after it may use this artifact.
+                if repair and not log_problems and self._older_than(key, min_age):
                     with self._lock:
                         fresh = self._refresh(name).referenced_artifacts()
                     if sha not in fresh:
@@ -1212,6 +1225,30 @@ class ModelRegistry:
             problems=tuple(problems),
             removed=tuple(removed),
         )
+
+    def _check_snapshots(self, name: str, seq: int) -> list[VerifyProblem]:
+        """Every stored snapshot of ``name`` up to ``seq`` must read and match the log."""
+        problems = []
+        with _storage(f"listing snapshots of {name!r}"):
+            keys = self._backend.list(_state.snapshot_prefix(name))
+        for key in keys:
+            try:
+                with _storage(f"reading {key}"):
+                    data = self._backend.read(key)
+                snap = ModelState.from_snapshot(_state.decode(data, key), name)
+            except FileNotFoundError:
+                continue  # replaced by a newer snapshot meanwhile
+            except IntegrityError as exc:
+                problems.append(VerifyProblem("snapshot-damaged", name, str(exc)))
+                continue
+            if snap.seq > seq:
+                continue  # written after the replay
+            partial = self._replay_to(name, snap.seq)
+            if partial is not None and not partial.same_as(snap):
+                problems.append(
+                    VerifyProblem("snapshot-damaged", name, f"{key} differs from the log")
+                )
+        return problems
 
     def _older_than(self, key: str, min_age: float) -> bool:
         if min_age <= 0:
@@ -1260,15 +1297,17 @@ class ModelRegistry:
     def _replay_all(self, name: str) -> tuple[ModelState | None, list[VerifyProblem]]:
         problems: list[VerifyProblem] = []
         state = ModelState(name=name)
+        # List before replaying: entries committed meanwhile then only extend the
+        # replay, and an entry listed but not replayed is a real gap.
+        with _storage(f"listing the history of {name!r}"):
+            entries = self._backend.list(f"models/{name}/@log/")
         try:
             for _key, payload in self._read_log(name):
                 state.apply(payload)
         except IntegrityError as exc:
             problems.append(VerifyProblem("history-damaged", name, str(exc)))
             return None, problems
-        with _storage(f"listing the history of {name!r}"):
-            entries = self._backend.list(f"models/{name}/@log/")
-        if len(entries) != state.seq:
+        if len(entries) > state.seq:
             problems.append(
                 VerifyProblem(
                     "history-gap",

@@ -1,0 +1,237 @@
+"""Damage is reported by ``verify()`` and refused by reads, never silently served.
+
+Each test damages a registry the way disks and people do (a flipped byte in an
+artifact, a truncated history entry, an entry pointing at a version that does not
+exist, a missing entry, a damaged snapshot), then checks that ``verify()`` names
+the damage with the right ``kind``, that reading refuses it with
+:class:`IntegrityError`, and that ``verify(repair=True)`` removes nothing committed.
+They run on the local folder and the memory backend.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelversions import IntegrityError, ModelRegistry, Status, _state
+from modelversions.backends import Backend
+from modelversions.backends.local import LocalBackend
+from modelversions.backends.memory import MemoryBackend
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    backend: Backend = (
+        LocalBackend(tmp_path / "reg") if request.param == "local" else MemoryBackend()
+    )
+    yield backend
+    backend.close()
+
+
+def overwrite(backend: Backend, key: str, data: bytes) -> None:
+    """Change stored bytes in place, as damage would (bypassing create-if-absent)."""
+    if isinstance(backend, LocalBackend):
+        Path(backend._path(key)).write_bytes(data)
+    else:
+        assert isinstance(backend, MemoryBackend)
+        backend._data[key] = data
+
+
+def populate(backend: Backend) -> ModelRegistry:
+    """Three versions; 1.0.0 then 1.1.0 deployed: events 1-3 saves, 4-5 deploys."""
+    reg = ModelRegistry(backend)
+    for i in range(3):
+        reg.save("m", {"i": i})
+    reg.deploy("m", "1.0.0")
+    reg.deploy("m", "1.1.0")
+    return reg
+
+
+def stored(backend: Backend) -> dict[str, bytes]:
+    return {k: backend.read(k) for k in backend.list("")}
+
+
+def assert_reported(backend: Backend, kind: str, version: str | None = None) -> None:
+    report = ModelRegistry(backend).verify()
+    assert not report.ok, str(report)
+    kinds = {(p.kind, p.version) for p in report.problems}
+    assert (kind, version) in kinds, str(report)
+
+
+def assert_repair_keeps_everything(backend: Backend) -> None:
+    before = stored(backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a damaged snapshot warns on every read
+        report = ModelRegistry(backend).verify(repair=True, min_age=0)
+    assert report.removed == (), str(report)
+    assert stored(backend) == before
+
+
+# ---------------------------------------------------------------------- artifacts
+def test_flipped_byte_in_an_artifact(store: Backend) -> None:
+    reg = populate(store)
+    assert reg.load("m") == {"i": 1}  # a registry that served it before the damage
+    key = _state.artifact_key("m", reg.get("m", "1.1.0").sha256)
+    data = bytearray(store.read(key))
+    data[len(data) // 2] ^= 0x01
+    overwrite(store, key, bytes(data))
+
+    assert_reported(store, "artifact-damaged", "1.1.0")
+    for r in (reg, ModelRegistry(store)):
+        with pytest.raises(IntegrityError, match=r"1\.1\.0.*damaged"):
+            r.load("m")
+        with pytest.raises(IntegrityError, match="refusing to unpickle"):
+            r.load("m", "1.1.0")
+        assert r.load("m", "1.0.0") == {"i": 0}  # the others still load
+    assert_repair_keeps_everything(store)
+
+
+def test_missing_artifact(store: Backend) -> None:
+    reg = populate(store)
+    store.delete(_state.artifact_key("m", reg.get("m", "1.1.0").sha256))
+    assert_reported(store, "artifact-missing", "1.1.0")
+    with pytest.raises(IntegrityError, match="missing"):
+        ModelRegistry(store).load("m")
+    assert_repair_keeps_everything(store)
+
+
+# ---------------------------------------------------------------------- history
+@pytest.mark.parametrize("seq", [2, 5])
+def test_truncated_history_entry(store: Backend, seq: int) -> None:
+    reg = populate(store)
+    key = _state.log_key("m", seq)
+    overwrite(store, key, store.read(key)[: len(store.read(key)) // 2])
+
+    assert_reported(store, "history-damaged")
+    fresh = ModelRegistry(store)
+    for read in (fresh.current, fresh.versions, fresh.load, fresh.history):
+        with pytest.raises(IntegrityError, match=f"{key}.*damaged"):
+            read("m")
+    # No change is built on a damaged history either.
+    with pytest.raises(IntegrityError):
+        fresh.save("m", {"i": 9})
+    assert_repair_keeps_everything(store)
+    assert reg.load("m") == {"i": 1}  # what this registry read before was whole
+
+
+def _append_by_hand(backend: Backend, **fields: object) -> None:
+    """Append a history entry that copies the last one, with ``fields`` changed."""
+    last = max(int(k.rsplit("/", 1)[1].split(".")[0]) for k in backend.list("models/m/@log/"))
+    payload = _state.decode(backend.read(_state.log_key("m", last)), "last")
+    payload.update(seq=last + 1, **fields)
+    backend.create(_state.log_key("m", last + 1), _state.encode(payload))
+
+
+def test_entry_deploying_a_missing_version(store: Backend) -> None:
+    reg = populate(store)
+    _append_by_hand(store, version="9.9.9", from_version="1.1.0", to_version="9.9.9")
+
+    assert_reported(store, "history-damaged")
+    # Refused by a new registry and by one that was open before the entry appeared.
+    for r in (reg, ModelRegistry(store)):
+        with pytest.raises(IntegrityError, match=r"9\.9\.9 which does not exist"):
+            r.load("m")
+        with pytest.raises(IntegrityError, match=r"9\.9\.9"):
+            r.current("m")
+    assert_repair_keeps_everything(store)
+
+
+def test_entry_breaking_the_pointer_chain(store: Backend) -> None:
+    populate(store)
+    _append_by_hand(store, version="1.2.0", from_version="1.0.0", to_version="1.2.0")
+    assert_reported(store, "history-damaged")
+    with pytest.raises(IntegrityError, match="broken chain"):
+        ModelRegistry(store).load("m")
+
+
+@pytest.mark.parametrize("missing", [2, 4])
+def test_gap_in_the_history(store: Backend, missing: int) -> None:
+    reg = populate(store)
+    store.delete(_state.log_key("m", missing))
+
+    assert_reported(store, "history-gap")
+    fresh = ModelRegistry(store)
+    for read in (fresh.current, fresh.versions, fresh.load):
+        with pytest.raises(IntegrityError, match="gap"):
+            read("m")
+    assert_repair_keeps_everything(store)
+    assert reg.current("m").version == "1.1.0"  # type: ignore[union-attr]
+
+
+def test_verify_during_commits_reports_no_gap(
+    store: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer committing while verify reads the history is not a gap."""
+    populate(store)
+    writer = ModelRegistry(store)
+    real_list = store.list
+
+    def list_while_committing(prefix: str) -> list[str]:
+        if prefix.endswith("/@log/"):
+            writer.deploy("m", "1.2.0")  # lands between verify's replay and its listing
+        return real_list(prefix)
+
+    monkeypatch.setattr(store, "list", list_while_committing)
+    report = ModelRegistry(store).verify()
+    assert report.ok, str(report)
+    assert report.problems == ()
+
+
+# ---------------------------------------------------------------------- snapshots
+def _with_snapshot(backend: Backend) -> str:
+    """A model whose history has a snapshot (written every 64 events); its key."""
+    reg = ModelRegistry(backend)
+    reg.save("m", {"i": 0})
+    reg.save("m", {"i": 1})
+    for i in range(62):
+        reg.deploy("m", ("1.0.0", "1.1.0")[i % 2])
+    (key,) = backend.list(_state.snapshot_prefix("m"))
+    return key
+
+
+@pytest.mark.parametrize("damage", ["missing-version", "truncated"])
+def test_damaged_snapshot_is_reported_and_the_log_is_served(store: Backend, damage: str) -> None:
+    key = _with_snapshot(store)
+    snap = _state.decode(store.read(key), key)
+    if damage == "missing-version":
+        snap["pointers"]["production"] = "9.9.9"
+        overwrite(store, key, _state.encode(snap))
+    else:
+        overwrite(store, key, store.read(key)[:40])
+
+    report = ModelRegistry(store).verify()
+    assert "snapshot-damaged" in {p.kind for p in report.problems}, str(report)
+    assert report.ok  # a snapshot is a cache of the log: committed data is whole
+    with pytest.warns(UserWarning, match="damaged snapshot"):
+        fresh = ModelRegistry(store)
+        current = fresh.current("m")
+    assert current is not None and str(current.version) == "1.1.0"
+    assert fresh.load("m") == {"i": 1}
+    assert_repair_keeps_everything(store)
+
+
+# ---------------------------------------------------------------------- repair
+def test_repair_removes_only_leftovers(store: Backend, tmp_path: Path) -> None:
+    reg = populate(store)
+    # An artifact no version references (a save that died before its commit) ...
+    with store.open_blob() as blob:
+        blob.write(b"orphan")
+        blob.commit("models/m/@artifacts/" + "0" * 64 + ".joblib")
+    committed = {k: v for k, v in stored(store).items() if "0" * 64 not in k}
+    report = reg.verify()
+    assert report.ok and {p.kind for p in report.problems} == {"orphan-artifact"}
+    # ... is kept while it may belong to a save in progress, removed once old enough.
+    assert reg.verify(repair=True).removed == ()
+    assert reg.verify(repair=True, min_age=0).removed == (
+        "models/m/@artifacts/" + "0" * 64 + ".joblib",
+    )
+    assert stored(store) == committed
+    assert reg.verify().problems == ()
+    assert [mv.status for mv in reg.versions("m")] == [
+        Status.STABLE,
+        Status.CANDIDATE,
+        Status.CANDIDATE,
+    ]
