@@ -13,16 +13,38 @@ from pathlib import Path
 import pytest
 
 from modelversions import ModelRegistry
-from modelversions.backends import Backend
+from modelversions.backends import Backend, open_backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
+
+import _s3server  # isort: skip  (tests/ is on sys.path)
 
 BackendFactory = Callable[[Path], Backend]
 
 BACKENDS: dict[str, BackendFactory] = {
     "local": lambda tmp: LocalBackend(tmp / "registry"),
     "memory": lambda tmp: MemoryBackend(),
+    # A bucket per test on a moto server started once per session (or the endpoint
+    # named by MODELVERSIONS_S3_ENDPOINT); see tests/_s3server.py.
+    "s3": _s3server.backend_for,
+    # fsspec's MemoryFileSystem (one global store: a unique root per test).
+    "fsspec-memory": lambda tmp: open_backend(
+        f"fsspec+memory://{_s3server.unique_name(tmp)}/registry"
+    ),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_endpoint_lifetime() -> Iterator[None]:
+    """Stop the moto server at the end of the session, if a test started it."""
+    yield
+    _s3server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> _s3server.S3Server:
+    """The session's S3 endpoint (moto on 127.0.0.1 unless the environment names one)."""
+    return _s3server.server()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -171,8 +171,23 @@ _Factory = Callable[..., Backend]
 _SCHEMES: dict[str, str | _Factory] = {
     "file": "modelversions.backends.local:LocalBackend",
     "memory": "modelversions.backends.memory:MemoryBackend",
+    "s3": "modelversions.backends.fsspec:S3Backend",
+    "s3a": "modelversions.backends.fsspec:S3Backend",
+    "gs": "modelversions.backends.fsspec:FsspecBackend",
+    "gcs": "modelversions.backends.fsspec:FsspecBackend",
+    "az": "modelversions.backends.fsspec:FsspecBackend",
+    "abfs": "modelversions.backends.fsspec:FsspecBackend",
+    "fsspec+memory": "modelversions.backends.fsspec:FsspecBackend",
 }
-_HINTS: dict[str, str] = {}
+_HINTS: dict[str, str] = {
+    "s3": " (pip install 'modelversions[s3]')",
+    "s3a": " (pip install 'modelversions[s3]')",
+    "gs": " (pip install fsspec gcsfs)",
+    "gcs": " (pip install fsspec gcsfs)",
+    "az": " (pip install fsspec adlfs)",
+    "abfs": " (pip install fsspec adlfs)",
+    "fsspec+memory": " (pip install fsspec)",
+}
 _ENTRY_POINT_GROUP = "modelversions.backends"
 
 

@@ -1,0 +1,315 @@
+"""An S3 endpoint for the tests: a moto server on 127.0.0.1, or one named by the environment.
+
+By default the first test that needs S3 starts ``python -m moto.server`` on a free
+port of 127.0.0.1 (about half a second); the session fixture in ``conftest.py`` stops
+it by its process id at the end. Set ``MODELVERSIONS_S3_ENDPOINT`` (e.g.
+``http://127.0.0.1:9000`` for a MinIO) to run the same tests against another store;
+``MODELVERSIONS_S3_KEY`` and ``MODELVERSIONS_S3_SECRET`` give its credentials
+(default ``testing``/``testing``). Every test gets its own bucket; on an external
+endpoint the buckets are emptied and removed at the end of the session.
+
+Child-process code for ``test_s3_concurrency.py`` lives here too (importable by name
+for the ``spawn`` start method).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable, Sequence
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+ENV_ENDPOINT = "MODELVERSIONS_S3_ENDPOINT"
+ENV_KEY = "MODELVERSIONS_S3_KEY"
+ENV_SECRET = "MODELVERSIONS_S3_SECRET"
+STARTUP_GUARD = 30.0  # seconds to wait for moto to answer (a guard, not a measure)
+HANG_GUARD = 300.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class S3Server:
+    """An S3 endpoint: a moto subprocess we own, or an external one."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.external = bool(os.environ.get(ENV_ENDPOINT))
+        self.url = os.environ.get(ENV_ENDPOINT, "")
+        self.buckets: set[str] = set()
+        self._lock = threading.Lock()
+        self._log: Any = None
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """What ``ModelRegistry(..., storage_options=...)`` needs to reach this endpoint."""
+        return {
+            "key": os.environ.get(ENV_KEY, "testing"),
+            "secret": os.environ.get(ENV_SECRET, "testing"),
+            "client_kwargs": {"endpoint_url": self.url},
+        }
+
+    def start(self) -> None:
+        if self.external:
+            return
+        import moto  # noqa: F401  (fail early with a clear ImportError)
+
+        env = dict(os.environ)
+        env.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_EC2_METADATA_DISABLED="true",
+            MOTO_CALL_RESET_API="false",
+        )
+        for _attempt in range(3):
+            port = _free_port()
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - kept until stop()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            self.url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + STARTUP_GUARD
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1) as resp:
+                        if resp.status == 200:
+                            return
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()  # port taken or too slow: try another port
+        raise RuntimeError("the moto S3 server did not start")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def filesystem(self) -> Any:
+        """An ``s3fs.S3FileSystem`` on this endpoint (the one S3Backend shares)."""
+        from modelversions.backends.fsspec import S3Backend
+
+        return S3Backend("s3://any", **self.storage_options).fs
+
+    def make_bucket(self, name: str) -> str:
+        with self._lock:
+            if name in self.buckets:
+                return name
+            fs = self.filesystem()
+            with contextlib.suppress(FileExistsError):
+                fs.mkdir(name)
+            self.buckets.add(name)
+        return name
+
+    def remove_buckets(self) -> None:
+        """Empty and remove the buckets this session made (external endpoints)."""
+        from modelversions.backends.fsspec import S3Backend
+
+        for name in sorted(self.buckets):
+            backend = S3Backend(f"s3://{name}", **self.storage_options)
+            with contextlib.suppress(OSError):
+                backend.cleanup(min_age=0)
+                for key in backend.list(""):
+                    backend.delete(key)
+                backend.fs.rmdir(name)
+            backend.close()
+        self.buckets.clear()
+
+
+_server: S3Server | None = None
+_server_lock = threading.Lock()
+
+
+def server() -> S3Server:
+    """The session's endpoint, started on first use."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            srv = S3Server()
+            srv.start()
+            _server = srv
+        return _server
+
+
+def shutdown() -> None:
+    """Stop moto (or clean the buckets of an external endpoint), if it was used."""
+    global _server
+    with _server_lock:
+        srv, _server = _server, None
+    if srv is None:
+        return
+    if srv.external:
+        srv.remove_buckets()
+    srv.stop()
+
+
+def unique_name(tmp_path: Path, prefix: str = "mv") -> str:
+    """A bucket-safe name derived from a test's ``tmp_path`` (so reopening finds it)."""
+    digest = hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"
+
+
+def new_bucket(tmp_path: Path, suffix: str = "") -> str:
+    return server().make_bucket(unique_name(tmp_path) + suffix)
+
+
+def backend_for(tmp_path: Path) -> Any:
+    """The ``BACKENDS["s3"]`` factory: a registry prefix in this test's own bucket."""
+    from modelversions.backends import open_backend
+
+    srv = server()
+    bucket = new_bucket(tmp_path)
+    return open_backend(f"s3://{bucket}/registry", **srv.storage_options)
+
+
+# ---------------------------------------------------------------------- child processes
+def _entry(
+    queue: Any, index: int, barrier: Barrier, target: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    try:
+        result = target(barrier, *args)
+    except BaseException:
+        queue.put((index, False, traceback.format_exc()))
+        barrier.abort()
+    else:
+        queue.put((index, True, result))
+
+
+def run_together(target: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Run ``target(barrier, *a)`` in one spawned process per ``a``; return the results."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    barrier = ctx.Barrier(len(args))
+    procs = [
+        ctx.Process(target=_entry, args=(queue, i, barrier, target, a)) for i, a in enumerate(args)
+    ]
+    for p in procs:
+        p.start()
+    results: dict[int, Any] = {}
+    failures: list[str] = []
+    try:
+        for _ in procs:
+            index, ok, value = queue.get(timeout=HANG_GUARD)
+            if ok:
+                results[index] = value
+            else:
+                failures.append(f"--- child {index}:\n{value}")
+    finally:
+        for p in procs:
+            p.join(timeout=HANG_GUARD)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    if failures:
+        raise AssertionError("child processes failed:\n" + "\n".join(failures))
+    return [results[i] for i in range(len(procs))]
+
+
+def _registry(url: str, options: dict[str, Any]) -> Any:
+    from modelversions import ModelRegistry
+
+    return ModelRegistry(url, storage_options=options)
+
+
+def save_many(barrier: Barrier, url: str, options: dict[str, Any], n: int, tag: int) -> list[str]:
+    """Save ``n`` distinct small models with automatic versions; return the versions."""
+    reg = _registry(url, options)
+    reg.models()  # connect before the race
+    barrier.wait()
+    return [
+        str(reg.save("m", {"tag": tag, "i": i}, tags={"tag": tag, "i": i}).version)
+        for i in range(n)
+    ]
+
+
+def race_explicit(
+    barrier: Barrier, url: str, options: dict[str, Any], rounds: int, tag: int
+) -> list[bool]:
+    """Each round, every process saves version ``<round>.0.0``; return who won."""
+    from modelversions import VersionExistsError
+
+    reg = _registry(url, options)
+    reg.models()
+    won = []
+    for r in range(1, rounds + 1):
+        barrier.wait()
+        try:
+            reg.save("m", {"round": r, "tag": tag}, f"{r}.0.0", tags={"tag": tag})
+        except VersionExistsError:
+            won.append(False)
+        else:
+            won.append(True)
+    barrier.wait()
+    return won
+
+
+def deploy_rollback(
+    barrier: Barrier, url: str, options: dict[str, Any], n: int, seed: int
+) -> dict[str, int]:
+    """Random deploys (forced) and rollbacks of model ``m``; count the outcomes."""
+    from modelversions import NoRollbackTargetError
+
+    reg = _registry(url, options)
+    rng = random.Random(seed)
+    versions = [str(mv.version) for mv in reg.versions("m")]
+    counts: dict[str, int] = {}
+    barrier.wait()
+    for _ in range(n):
+        if rng.random() < 0.55:
+            reg.deploy("m", rng.choice(versions), force=True, reason=f"seed {seed}")
+            op = "deploy"
+        else:
+            try:
+                reg.rollback("m", reason=f"seed {seed}")
+                op = "rollback"
+            except NoRollbackTargetError:
+                reg.mark_stable("m", rng.choice(versions[:3]))
+                op = "restabilize"
+        counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def save_and_hang(url: str, options: dict[str, Any], size: int, marker: str) -> None:
+    """Save a large model; after its first part is uploaded, write ``marker`` and hang.
+
+    The parent kills this process there: a save dies mid-upload.
+    """
+    import numpy as np
+
+    reg = _registry(url, options)
+    reg.models()  # connect, so that the hook below can be installed on the client
+
+    def hang(**_kwargs: Any) -> None:
+        Path(marker).write_text("uploading")
+        time.sleep(HANG_GUARD)
+
+    reg.backend.fs.s3.meta.events.register("after-call.s3.UploadPart", hang)
+    reg.save("big", np.arange(size // 8, dtype=np.int64))
