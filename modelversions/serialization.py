@@ -3,9 +3,13 @@
 joblib (and numpy, through it) is imported on first use, so ``import
 modelversions`` stays light for tools that never touch an artifact.
 
-Writing hashes each chunk while the same chunk goes to storage: for chunks of
-256 KiB and more the hash runs in a helper thread (``hashlib`` releases the GIL),
-so a large save costs about ``max(write, hash)`` rather than their sum.
+Writing hashes the artifact on the way. Into a local file, a helper thread hashes
+the bytes by reading them back from the file (the page cache) just behind the
+writer (``hashlib`` releases the GIL), so joblib writes at full speed and the
+file's ``fsync`` overlaps the end of the hash: a large save costs about
+``max(write + fsync, hash)`` rather than ``hash + fsync``, and no chunk is held in
+memory for the hash. Into other storage, chunks of 256 KiB and more are hashed in a
+helper thread while the same chunk is written.
 Reading checks the sha256 of the whole artifact **before** unpickling anything.
 """
 
@@ -25,6 +29,7 @@ __all__ = ["dump_model", "hash_file", "hash_stream", "load_model_bytes", "load_m
 
 _PARALLEL_MIN = 256 * 1024
 _CHUNK = 4 * 1024 * 1024
+_READBACK = 256 * 1024  # read-back buffer of the tail hash: small enough to stay in cache
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -70,6 +75,111 @@ class _HashingWriter:
         return self._hash.hexdigest()
 
 
+class _TailHashingWriter:
+    """Writes to a local blob; a helper thread hashes the file's bytes behind the writer.
+
+    Small writes before the first large one are hashed inline, from memory. From the
+    first write of 256 KiB on, a thread reads the file back with ``pread`` up to what
+    the writer has handed to the OS and hashes it, so the hash never paces the writes
+    and keeps no reference to the writer's chunks.
+    """
+
+    def __init__(self, blob: BlobWriter, path: str) -> None:
+        self._blob = blob
+        self._path = path
+        self._hash = hashlib.sha256()
+        self._inline = 0  # bytes hashed inline, before the thread started
+        self._cond = threading.Condition()
+        self._ready = 0  # bytes readable from the file
+        self._closed = False  # the writer is done (finished or failed)
+        self._hashed = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        self._blob.write(view)
+        if self._thread is None:
+            if n < _PARALLEL_MIN:
+                self._hash.update(view)
+                self._inline += n
+                return n
+            self._thread = threading.Thread(
+                target=self._run, name="modelversions-hash", daemon=True
+            )
+            self._thread.start()
+        self._blob.flush()  # what is flushed can be read back
+        with self._cond:
+            self._ready = self._blob.tell()
+            self._cond.notify()
+        return n
+
+    def tell(self) -> int:
+        return self._blob.tell()
+
+    def flush(self) -> None:
+        self._blob.flush()
+
+    def _run(self) -> None:
+        buf = bytearray(_READBACK)
+        view = memoryview(buf)
+        pos = self._inline
+        try:
+            with open(self._path, "rb", buffering=0) as fh:
+                fd = fh.fileno()
+                while True:
+                    with self._cond:
+                        while self._ready <= pos and not self._closed:
+                            self._cond.wait()
+                        end, closed = self._ready, self._closed
+                    while pos < end:
+                        got = os.preadv(fd, [view[: min(_READBACK, end - pos)]], pos)
+                        if got <= 0:
+                            raise OSError(f"{self._path}: short read at {pos} of {end}")
+                        self._hash.update(view[:got])
+                        pos += got
+                    if closed and pos >= self._ready:
+                        break
+        except BaseException as exc:  # reported by finish()
+            self._error = exc
+        self._hashed = pos
+
+    def close(self) -> None:
+        """Stop the helper thread (after :meth:`finish`, or when the writing failed)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self) -> tuple[str, int]:
+        """Wait for the hash; return ``(sha256, size)``. Makes the blob durable meanwhile."""
+        self._blob.flush()
+        size = self._blob.tell()
+        if self._thread is None:
+            return self._hash.hexdigest(), size
+        with self._cond:
+            self._ready = size
+            self._closed = True
+            self._cond.notify()
+        sync = getattr(self._blob, "sync", None)
+        if callable(sync):
+            sync()  # fsync while the thread hashes the tail
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._hashed != size:
+            raise OSError(f"{self._path}: hashed {self._hashed} of {size} bytes")
+        return self._hash.hexdigest(), size
+
+
+def _readback_path(blob: BlobWriter) -> str | None:
+    """The local file a blob writes to, if the tail hash can read it back."""
+    path = getattr(blob, "readback_path", None)
+    return path if isinstance(path, str) and hasattr(os, "preadv") else None
+
+
 def dump_model(model: Any, blob: BlobWriter, *, compress: int = 0) -> tuple[str, int]:
     """Serialize ``model`` with joblib into ``blob``; return ``(sha256, size)``.
 
@@ -86,14 +196,29 @@ def dump_model(model: Any, blob: BlobWriter, *, compress: int = 0) -> tuple[str,
 
     import joblib
 
-    writer = _HashingWriter(blob)
+    path = _readback_path(blob)
+    if path is None:
+        plain = _HashingWriter(blob)
+        try:
+            joblib.dump(model, plain, compress=compress)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise _unpicklable(model, exc) from exc
+        return plain.hexdigest(), plain.tell()
+    writer = _TailHashingWriter(blob, path)
     try:
-        joblib.dump(model, writer, compress=compress)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise InvalidInputError(
-            f"the model ({type(model).__name__}) cannot be serialized with joblib: {exc}"
-        ) from exc
-    return writer.hexdigest(), writer.tell()
+        try:
+            joblib.dump(model, writer, compress=compress)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise _unpicklable(model, exc) from exc
+        return writer.finish()
+    finally:
+        writer.close()
+
+
+def _unpicklable(model: Any, exc: BaseException) -> InvalidInputError:
+    return InvalidInputError(
+        f"the model ({type(model).__name__}) cannot be serialized with joblib: {exc}"
+    )
 
 
 def hash_stream(src: IO[bytes], dst: IO[bytes] | None = None) -> tuple[str, int]:

@@ -227,6 +227,9 @@ class _LocalBlob(BlobWriter):
         self._tmp = backend._tmp_path()
         self._fh: IO[bytes] | None = open(self._tmp, "xb", buffering=_BUFFER)  # noqa: SIM115
         self._pos = 0
+        self._synced = -1  # position of the last fsync
+        #: The file being written: the serializer hashes it by reading it back.
+        self.readback_path = self._tmp
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._fh is None:
@@ -242,13 +245,20 @@ class _LocalBlob(BlobWriter):
         if self._fh is not None:
             self._fh.flush()
 
+    def sync(self) -> None:
+        """Flush and fsync what was written so far (commit then has nothing left to sync)."""
+        if self._fh is not None and self._backend.durable:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._synced = self._pos
+
     def commit(self, key: str) -> bool:
         fh = self._fh
         if fh is None:
             raise ValueError("blob already committed or aborted")
         try:
             fh.flush()
-            if self._backend.durable:
+            if self._backend.durable and self._synced != self._pos:
                 os.fsync(fh.fileno())
         finally:
             self._fh = None
