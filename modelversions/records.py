@@ -270,7 +270,7 @@ class Event:
         if self.user or self.host:
             text += f" by {self.user or '?'}@{self.host or '?'}"
         if self.reason:
-            text += f": {self.reason}"
+            text += ": " + self.reason.replace("\r", "\\r").replace("\n", "\\n")
         return text
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,9 +78,11 @@ def _json_mapping(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
         if not isinstance(key, str):
             raise InvalidInputError(f"{what} keys must be str, got {key!r}")
     try:
-        json.dumps(dict(value))
+        json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-serializable: {exc}") from exc
+        raise InvalidInputError(
+            f"{what} must be JSON-serializable (finite numbers, str, lists, dicts): {exc}"
+        ) from exc
     return dict(value)
 
 
@@ -423,10 +425,10 @@ class ModelRegistry:
             if explicit is not None and explicit in state.records:
                 raise self._exists_error(state, explicit)
             is_new = state.seq == 0
+        sha256, size = self._write_artifact(name, model)
         if is_new:
             with _storage(f"registering model {name!r}"), suppress(FileExistsError):
                 self._backend.create(_state.index_key(name), b"{}")
-        sha256, size = self._write_artifact(name, model)
         created_at = _now()
 
         def build(state: ModelState) -> dict[str, Any]:

@@ -1057,3 +1057,30 @@ def test_registry_folder_shared_between_processes(tmp_path: Path) -> None:
         "actions": ["save", "save", "deploy", "deploy", "rollback", "save", "deploy"],
         "model": {"w": [5]},
     }
+
+
+# -- input hygiene ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_metrics_are_refused_before_storing(registry: ModelRegistry, bad: float) -> None:
+    with pytest.raises(InvalidInputError, match="finite"):
+        registry.save("m", {"w": 1}, metrics={"auc": bad})
+    assert registry.models() == []
+    assert registry.backend.list("") == []
+
+
+def test_failed_serialization_leaves_nothing_behind(registry: ModelRegistry) -> None:
+    with pytest.raises(InvalidInputError, match="cannot be serialized"):
+        registry.save("m", lambda x: x)
+    assert registry.backend.list("") == []
+    with pytest.raises(ModelNotFoundError):
+        registry.versions("m")
+
+
+def test_event_str_stays_one_line_with_multiline_reason(registry: ModelRegistry) -> None:
+    registry.save("m", 1)
+    registry.mark_failed("m", "1.0.0", reason="auc fell\nsee dashboard")
+    line = str(registry.history("m")[-1])
+    assert "\n" not in line
+    assert "auc fell\\nsee dashboard" in line
