@@ -341,8 +341,13 @@ class ModelRegistry:
     def _commit_failed(self, key: str, data: bytes, exc: OSError) -> str:
         try:
             landed = self._backend.read(key) == data
-        except OSError:
+        except FileNotFoundError:
             landed = False
+        except OSError as again:
+            return (
+                f"could not write {key}: {exc}; reading it back failed too ({again}), so the "
+                "change may have been published: check history() before retrying"
+            )
         if landed:
             return (
                 f"the change was published as {key} but the storage then failed ({exc}); "

@@ -263,13 +263,20 @@ class IOTrap:
     buffered files it opens for writing are counted. ``file.open`` is the builtin
     ``open`` (the blob's temporary and every read). At call ``at`` the trap raises
     ``OSError(EIO)`` (``action="raise"``) or SIGKILLs its own process (``"kill"``),
-    before the real call runs. ``trace`` records ``(call, path)`` for every counted call.
+    before the real call runs; calls numbered in ``also`` raise too (failures that
+    follow the first). ``trace`` records ``(call, path)`` for every counted call.
     """
 
     def __init__(
-        self, at: int | None = None, *, action: str = "raise", calls: frozenset[str] = IO_CALLS
+        self,
+        at: int | None = None,
+        *,
+        action: str = "raise",
+        calls: frozenset[str] = IO_CALLS,
+        also: frozenset[int] = frozenset(),
     ) -> None:
         self.at = at
+        self.also = also
         self.action = action
         self.calls = calls
         self.count = 0
@@ -287,6 +294,8 @@ class IOTrap:
             self.fired = (call, path)
             if self.action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            raise OSError(errno.EIO, f"injected failure at I/O call {self.count} ({call})", path)
+        if self.count in self.also:
             raise OSError(errno.EIO, f"injected failure at I/O call {self.count} ({call})", path)
 
     def fd_path(self, fd: Any) -> str:
