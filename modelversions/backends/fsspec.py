@@ -903,6 +903,17 @@ class _S3Reader(io.RawIOBase):
             self._drop_body()  # the stream ended early: re-issue from the position
         raise OSError(errno.EIO, f"reading {self._key}: the stream ended at byte {self._pos}")
 
+    def readall(self) -> bytes:
+        buf = bytearray(max(self._size - self._pos, 0))
+        view = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return bytes(view[:got])
+
     def close(self) -> None:
         self._drop_body()
         super().close()
