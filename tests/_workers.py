@@ -46,18 +46,13 @@ def _entry(
         queue.put((index, True, result))
 
 
-def run_together(
-    target: Callable[..., Any],
-    args: Sequence[tuple[Any, ...]],
-    *,
-    context: str = "spawn",
-    extra: Sequence[multiprocessing.process.BaseProcess] = (),
-) -> list[Any]:
-    """Run ``target(barrier, *a)`` in one process per ``a`` in ``args``; return the results.
+def run_together(target: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Run ``target(barrier, *a)`` in one spawned process per ``a``; return the results.
 
-    ``target`` must call ``barrier.wait()`` once it is ready to race.
+    ``target`` must call ``barrier.wait()`` once it is ready to race. A child that dies
+    without reporting fails the call at once (no waiting for the hang guard).
     """
-    ctx = multiprocessing.get_context(context)
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     barrier = ctx.Barrier(len(args))
     procs = [

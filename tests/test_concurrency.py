@@ -9,6 +9,7 @@ the state each change was committed on, and readers that never see a torn state.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -168,7 +169,7 @@ def test_reader_never_sees_a_torn_state_while_two_processes_flip(tmp_path: Path)
     for v in ("1.0.0", "1.1.0", "1.2.0"):
         reg.deploy("m", v)
 
-    ctx = __import__("multiprocessing").get_context("spawn")
+    ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     results: dict[str, Any] = {}
 

@@ -82,6 +82,11 @@ def seen(reg: ModelRegistry, name: str) -> Seen | None:
     )
 
 
+def log_link(trace: list[tuple[str, str]]) -> int:
+    """The index of the ``os.link`` that published the history entry."""
+    return max(i for i, (call, path) in enumerate(trace) if call == "link" and "/@log/" in path)
+
+
 def phases(trace: list[tuple[str, str]]) -> list[str]:
     """For each call of a clean run: what a failure there must do.
 
@@ -89,7 +94,7 @@ def phases(trace: list[tuple[str, str]]) -> list[str]:
     ``published``: the folder fsync right after it; the change stays, the error says so.
     ``after``: later calls (a snapshot); the operation succeeds with a warning.
     """
-    link = max(i for i, (call, path) in enumerate(trace) if call == "link" and "/@log/" in path)
+    link = log_link(trace)
     log_dir = trace[link][1].split(" -> ")[1].rsplit("/", 1)[0]
     fsynced = next(i for i in range(link, len(trace)) if trace[i] == ("fsync", log_dir))
     return [
@@ -104,8 +109,7 @@ def assert_artifact_durable_before_commit(trace: list[tuple[str, str]], where: s
     Also when the artifact was already there (stored by an earlier save that failed
     after publishing it, or by another writer): its folder entry may not be durable.
     """
-    link = max(i for i, (call, path) in enumerate(trace) if call == "link" and "/@log/" in path)
-    folders = {path for call, path in trace[:link] if call == "fsync"}
+    folders = {path for call, path in trace[: log_link(trace)] if call == "fsync"}
     assert any(f.endswith("/@artifacts") for f in folders), f"{where}: {trace}"
 
 
