@@ -24,6 +24,7 @@ from modelversions.records import (
     _parse_status,
     _parse_ts,
     _parse_version,
+    _replace,
 )
 from modelversions.version import Version
 
@@ -186,20 +187,20 @@ class ModelState:
             new = _parse_status(change["to"])
             mv = updates.get(v, pending[v])
             if new is Status.FAILED:
-                mv = dataclasses.replace(
+                mv = _replace(
                     mv,
                     status=new,
                     failure_reason=change.get("reason"),
                     failed_env=change.get("env"),
                 )
             else:
-                mv = dataclasses.replace(mv, status=new, failure_reason=None, failed_env=None)
+                mv = _replace(mv, status=new, failure_reason=None, failed_env=None)
             updates[v] = mv
         for text in payload.get("pruned", ()):
             v = _parse_version(text)
             if v not in pending:
                 raise IntegrityError(f"{where} prunes version {v} which does not exist")
-            updates[v] = dataclasses.replace(updates.get(v, pending[v]), pruned=True)
+            updates[v] = _replace(updates.get(v, pending[v]), pruned=True)
         deleted: Version | None = None
         if action == "delete":
             deleted = self._require(payload["version"], where)

@@ -187,6 +187,7 @@ _FROM_DICT_ORDER = (
     "pruned",
 )
 _new = object.__new__
+_FIELDS = frozenset(_FROM_DICT_ORDER)
 # The slot setters in from_dict's order, or None (use __init__) if the fields ever change.
 _SLOT_SETTERS: tuple[Any, ...] | None = (
     tuple(getattr(ModelVersion, f).__set__ for f in _FROM_DICT_ORDER)
@@ -194,6 +195,19 @@ _SLOT_SETTERS: tuple[Any, ...] | None = (
     and not hasattr(ModelVersion, "__post_init__")
     else None
 )
+
+
+def _replace(record: ModelVersion, **changes: Any) -> ModelVersion:
+    """``dataclasses.replace`` for a record, about 3x cheaper (replaying a long history)."""
+    if _SLOT_SETTERS is None or type(record) is not ModelVersion:
+        return dataclasses.replace(record, **changes)
+    unknown = changes.keys() - _FIELDS
+    if unknown:
+        raise TypeError(f"ModelVersion has no field {sorted(unknown)[0]!r}")
+    new = _new(ModelVersion)
+    for name, setter in zip(_FROM_DICT_ORDER, _SLOT_SETTERS, strict=True):
+        setter(new, changes[name] if name in changes else getattr(record, name))
+    return new
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -242,6 +242,12 @@ def hash_stream(src: IO[bytes], dst: IO[bytes] | None = None) -> tuple[str, int]
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     """sha256 (hex) and size of a file, read in chunks (bounded memory)."""
     with open(path, "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < _PARALLEL_MIN:  # one read; no 4 MiB buffer to allocate for a small file
+            data = fh.read()
+            if len(data) == size:
+                return hashlib.sha256(data).hexdigest(), size
+            fh.seek(0)
         return hash_stream(fh)
 
 

@@ -26,6 +26,7 @@ __all__ = ["LocalBackend"]
 _TMP = ".tmp"
 _HOST = socket.gethostname().replace(".", "_") or "host"
 _BUFFER = 1 << 20
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _fsync_dir(path: str) -> None:
@@ -130,8 +131,20 @@ class LocalBackend(Backend):
 
     # -- the protocol --------------------------------------------------------------
     def read(self, key: str) -> bytes:
-        with self.open_read(key) as fh:
-            return fh.read()
+        # os.open/os.read cost half of open(): a cold start replays dozens of small entries.
+        try:
+            fd = os.open(self._path(key), _O_READ)
+            try:
+                want = os.fstat(fd).st_size + 1  # one read, plus one to see the end
+                chunks = []
+                while chunk := os.read(fd, want):
+                    chunks.append(chunk)
+                    want = max(want - len(chunk), 4096)
+            finally:
+                os.close(fd)
+        except (IsADirectoryError, NotADirectoryError):  # a folder of keys, or under a key
+            raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def create(self, key: str, data: bytes) -> None:
         tmp = self._tmp_path()
