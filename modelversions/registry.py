@@ -301,13 +301,22 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ committing
     def _commit(
-        self, name: str, build: Callable[[ModelState], dict[str, Any]]
+        self,
+        name: str,
+        build: Callable[[ModelState], dict[str, Any]],
+        *,
+        new_model: bool = False,
     ) -> tuple[dict[str, Any], ModelState]:
-        """Append one event computed by ``build`` from the newest state; retry on races."""
+        """Append one event computed by ``build`` from the newest state; retry on races.
+
+        Unless ``new_model``, a model without history raises ModelNotFoundError.
+        """
         delay = 0.0005
         for _attempt in range(self._max_retries):
             with self._lock:
                 state = self._refresh(name)
+                if state.seq == 0 and not new_model:
+                    raise ModelNotFoundError(self._not_found_message(name))
                 payload = build(state)
                 seq = state.seq + 1
                 payload.update(
@@ -456,7 +465,7 @@ class ModelRegistry:
             ).to_dict()
             return {"action": "save", "version": str(v), "record": record}
 
-        payload, state = self._commit(name, build)
+        payload, state = self._commit(name, build, new_model=True)
         return state.records[Version(payload["version"])]
 
     @staticmethod
@@ -649,7 +658,7 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
-        self._existing(name)
+        check_name(name)
         build = self._deploy_builder(name, target, env=env, reason=reason, force=force)
         payload, state = self._commit(name, build)
         deployed = state.records[Version(payload["version"])]
@@ -681,7 +690,7 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
-        self._existing(name)
+        check_name(name)
         return self._plan(
             name, self._deploy_builder(name, target, env=env, reason=reason, force=force)
         )
@@ -690,6 +699,8 @@ class ModelRegistry:
         """The event ``build`` makes from the newest state, not committed."""
         with self._lock:
             state = self._refresh(name)
+            if state.seq == 0:
+                raise ModelNotFoundError(self._not_found_message(name))
             payload = build(state)
             seq = state.seq + 1
         payload.update(
@@ -856,7 +867,7 @@ class ModelRegistry:
         'bad auc'
         """
         check_env(env)
-        self._existing(name)
+        check_name(name)
         payload, state = self._commit(name, self._rollback_builder(env=env, reason=reason))
         return state.records[Version(payload["version"])]
 
@@ -875,7 +886,7 @@ class ModelRegistry:
         ('1.0.0', '1.1.0 candidate->failed')
         """
         check_env(env)
-        self._existing(name)
+        check_name(name)
         return self._plan(name, self._rollback_builder(env=env, reason=reason))
 
     def _rollback_builder(
@@ -921,7 +932,7 @@ class ModelRegistry:
         if env is not None:
             check_env(env)
         target = Version(version)
-        self._existing(name)
+        check_name(name)
 
         def build(state: ModelState) -> dict[str, Any]:
             mv = self._get(state, target)
@@ -948,7 +959,7 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Mark a version stable (a rollback target), overriding a failure."""
         target = Version(version)
-        self._existing(name)
+        check_name(name)
 
         def build(state: ModelState) -> dict[str, Any]:
             mv = self._get(state, target)
@@ -979,7 +990,7 @@ class ModelRegistry:
         """
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
-        self._existing(name)
+        check_name(name)
 
         def victims(state: ModelState) -> list[Version]:
             protected = state.protected()
@@ -1008,7 +1019,7 @@ class ModelRegistry:
             ForbiddenTransitionError: the version is deployed in some env.
         """
         target = Version(version)
-        self._existing(name)
+        check_name(name)
         deleted_sha: list[str] = []
 
         def build(state: ModelState) -> dict[str, Any]:
@@ -1093,15 +1104,22 @@ class ModelRegistry:
                 if path is not None:
                     return self._load_local(path, mv, what, mmap_mode)
                 if self._cache is not None:
-                    path = self._cache.fetch(self._backend, key, mv.sha256, mv.size, what)
-                    return serialization.load_model_file(
-                        path,
-                        sha256=mv.sha256,
-                        size=mv.size,
-                        what=what,
-                        verified=True,
-                        mmap_mode=mmap_mode,
-                    )
+                    for attempt in range(3):
+                        path = self._cache.fetch(self._backend, key, mv.sha256, mv.size, what)
+                        try:
+                            return serialization.load_model_file(
+                                path,
+                                sha256=mv.sha256,
+                                size=mv.size,
+                                what=what,
+                                verified=True,
+                                mmap_mode=mmap_mode,
+                            )
+                        except FileNotFoundError:
+                            # Another process evicted the cached file between fetch and
+                            # open: fetch again (the stored artifact is still there).
+                            if attempt == 2:
+                                raise
                 if mv.size <= _SMALL_ARTIFACT:
                     data = self._backend.read(key)
                     return serialization.load_model_bytes(
