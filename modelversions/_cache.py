@@ -37,7 +37,7 @@ class ReadCache:
     def __init__(self, root: str | os.PathLike[str], *, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise InvalidInputError(f"cache_size must be positive, not {max_bytes}")
-        self.root = os.path.abspath(os.fspath(root))
+        self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self.max_bytes = max_bytes
         os.makedirs(self.root, exist_ok=True)
         self._verified: dict[str, tuple[int, int, int, int]] = {}
