@@ -114,6 +114,8 @@ class ModelState:
     _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )
+    # Version strings already parsed: an entry names versions its model already has.
+    _parsed: dict[str, Version] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- queries -------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
@@ -146,8 +148,15 @@ class ModelState:
         return {mv.sha256 for mv in self.records.values() if not mv.pruned}
 
     # -- applying events -----------------------------------------------------------
+    def _version(self, text: Any) -> Version:
+        v = self._parsed.get(text) if isinstance(text, str) else None
+        if v is None:
+            v = _parse_version(text)
+            self._parsed[text] = v
+        return v
+
     def _require(self, text: str, where: str) -> Version:
-        v = _parse_version(text)
+        v = self._version(text)
         if v not in self.records:
             raise IntegrityError(f"{where} names version {text} which does not exist")
         return v
@@ -181,7 +190,7 @@ class ModelState:
         if new_record is not None:
             pending = _Overlay(self.records, new_record)
         for change in payload.get("changes", ()):
-            v = _parse_version(change["version"])
+            v = self._version(change["version"])
             if v not in pending:
                 raise IntegrityError(f"{where} changes version {v} which does not exist")
             new = _parse_status(change["to"])
@@ -197,7 +206,7 @@ class ModelState:
                 mv = _replace(mv, status=new, failure_reason=None, failed_env=None)
             updates[v] = mv
         for text in payload.get("pruned", ()):
-            v = _parse_version(text)
+            v = self._version(text)
             if v not in pending:
                 raise IntegrityError(f"{where} prunes version {v} which does not exist")
             updates[v] = _replace(updates.get(v, pending[v]), pruned=True)
@@ -210,12 +219,12 @@ class ModelState:
         if action in POINTER_ACTIONS:
             env = str(payload["env"])
             to = payload.get("to_version")
-            target = None if to is None else _parse_version(to)
+            target = None if to is None else self._version(to)
             if target is not None and target not in pending:
                 raise IntegrityError(f"{where} points {env} at {to} which does not exist")
             before = self.pointers.get(env)
             frm = payload.get("from_version")
-            if (None if frm is None else _parse_version(frm)) != before:
+            if (None if frm is None else self._version(frm)) != before:
                 raise IntegrityError(
                     f"{where} moves {env} from {frm} but it pointed at {before}: broken chain"
                 )
@@ -286,6 +295,7 @@ class ModelState:
             state = cls(name=name, seq=int(payload["seq"]))
             state.records = {mv.version: mv for mv in records}
             state.order = sorted(state.records)
+            state._parsed = {str(v): v for v in state.order}
             state.pointers = {env: _parse_version(v) for env, v in payload["pointers"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
