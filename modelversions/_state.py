@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -52,17 +53,48 @@ def index_key(name: str) -> str:
     return f"index/{name}/@model"
 
 
+# Every stored JSON object opens with its own checksum: {"sha256":"<hex>",...}. The
+# digest is of the same bytes with 64 zeros in its place, so checking it is one hash of
+# the raw bytes (no re-encoding), and a flipped bit that still parses (a pointer moved
+# from "1.1.0" to "1.0.0") is caught on read rather than served.
+_SEAL_HEAD = b'{"sha256":"'
+_SEAL_ZEROS = b"0" * 64
+_SEAL_END = len(_SEAL_HEAD) + 64
+
+
+def seal(body: bytes) -> bytes:
+    """Prefix a JSON object's bytes with their sha256 (see ``_SEAL_HEAD``)."""
+    rest = body[1:] if body == b"{}" else b"," + body[1:]
+    template = _SEAL_HEAD + _SEAL_ZEROS + b'"' + rest
+    digest = hashlib.sha256(template).hexdigest().encode()
+    return _SEAL_HEAD + digest + template[_SEAL_END:]
+
+
+def _check_seal(data: bytes, where: str) -> None:
+    if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
+        raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
+    stored = data[len(_SEAL_HEAD) : _SEAL_END]
+    actual = hashlib.sha256(_SEAL_HEAD + _SEAL_ZEROS + data[_SEAL_END:]).hexdigest().encode()
+    if stored != actual:
+        raise IntegrityError(
+            f"{where} is damaged (checksum {stored.decode(errors='replace')} does not match "
+            f"its content {actual.decode()})"
+        )
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return seal(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
 
 
 def decode(data: bytes, where: str) -> dict[str, Any]:
+    _check_seal(data, where)
     try:
         payload = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntegrityError(f"{where} is damaged (not valid JSON: {exc})") from exc
     if not isinstance(payload, dict):
         raise IntegrityError(f"{where} is damaged (not a JSON object)")
+    payload.pop("sha256", None)
     if payload.get("schema") != SCHEMA:
         raise IntegrityError(
             f"{where} has schema {payload.get('schema')!r}; this library reads schema {SCHEMA}"
@@ -284,7 +316,7 @@ class ModelState:
         }
         # Keys sort as name, pointers, schema, seq, versions: append "versions" last.
         text = json.dumps(head, separators=(",", ":"), sort_keys=True)
-        return (text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode()
+        return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:

@@ -439,7 +439,7 @@ class ModelRegistry:
             if explicit is not None and explicit in state.records:
                 raise self._exists_error(state, explicit)
             is_new = state.seq == 0
-        sha256, size = self._write_artifact(name, model)
+        sha256, size, created = self._write_artifact(name, model)
         if is_new:
             with _storage(f"registering model {name!r}"), suppress(FileExistsError):
                 self._backend.create(_state.index_key(name), b"{}")
@@ -466,6 +466,8 @@ class ModelRegistry:
             return {"action": "save", "version": str(v), "record": record}
 
         payload, state = self._commit(name, build, new_model=True)
+        if not created:
+            self._ensure_artifact(name, model, sha256)
         return state.records[Version(payload["version"])]
 
     @staticmethod
@@ -477,18 +479,37 @@ class ModelRegistry:
             f"the highest is {state.order[-1]}"
         )
 
-    def _write_artifact(self, name: str, model: Any) -> tuple[str, int]:
+    def _write_artifact(self, name: str, model: Any) -> tuple[str, int, bool]:
+        """Store the artifact; return its sha256, size and whether it was new."""
         from modelversions.serialization import dump_model
 
         with _storage(f"writing an artifact of {name!r}"):
             blob = self._backend.open_blob()
             try:
                 sha256, size = dump_model(model, blob)
-                blob.commit(_state.artifact_key(name, sha256))
+                created = blob.commit(_state.artifact_key(name, sha256))
             except BaseException:
                 blob.abort()
                 raise
-        return sha256, size
+        return sha256, size, created
+
+    def _ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
+        """After a save that reused a stored artifact: make sure it is still there.
+
+        A concurrent ``prune``/``delete`` may have removed the reused artifact between
+        this save finding it and committing its record; write it again then.
+        """
+        key = _state.artifact_key(name, sha256)
+        with _storage(f"checking {key}"):
+            if self._backend.exists(key):
+                return
+        again, _size, _created = self._write_artifact(name, model)
+        if again != sha256:
+            raise IntegrityError(
+                f"the artifact {key} was removed by a concurrent prune while this save "
+                f"committed, and serializing the model again gave different bytes "
+                f"({again}); save the model again"
+            )
 
     # ------------------------------------------------------------------ reading
     def models(self) -> list[str]:
@@ -1042,10 +1063,12 @@ class ModelRegistry:
         committed version references may belong to a save still in flight (its record
         is committed after its artifact), so it is left to ``verify(repair=True)``.
         """
-        with self._lock:
-            referenced = self._refresh(name).referenced_artifacts()
-        with _storage(f"collecting artifacts of {name!r}"):
-            for sha in sorted(set(candidates) - referenced):
+        for sha in sorted(set(candidates)):
+            # Re-read right before each delete: a save committed meanwhile may reuse it.
+            with self._lock:
+                if sha in self._refresh(name).referenced_artifacts():
+                    continue
+            with _storage(f"collecting artifacts of {name!r}"):
                 self._backend.delete(_state.artifact_key(name, sha))
 
     # ------------------------------------------------------------------ loading

@@ -20,6 +20,7 @@ from modelversions import (
     InvalidInputError,
     InvalidNameError,
     ModelRegistry,
+    ModelVersion,
     NoRollbackTargetError,
     NotFoundError,
     Status,
@@ -627,3 +628,26 @@ def test_history_from_a_start(registry: ModelRegistry) -> None:
     for bad in (0, -1, True, "2"):
         with pytest.raises(InvalidInputError, match="start"):
             registry.history("m", start=bad)  # type: ignore[arg-type]
+
+
+def test_save_reusing_an_artifact_that_a_concurrent_prune_removes(backend: Backend) -> None:
+    """A save finds its bytes already stored (dedupe); a prune in another process then
+    deletes them before the save commits. The save must leave a loadable version."""
+    reg = ModelRegistry(backend)
+    other = ModelRegistry(backend)  # "another process": its own cached state
+    reg.save("m", {"w": "shared"})  # 1.0.0, artifact X
+    reg.save("m", {"w": "other"})  # 1.1.0
+    real_commit = reg._commit
+    pruned: list[ModelVersion] = []
+
+    def commit_after_a_prune(name: str, build: Any, **kw: Any) -> Any:
+        if kw.get("new_model") is not None and not pruned:
+            pruned.extend(other.prune("m", keep=1))  # prunes 1.0.0, deletes X
+        return real_commit(name, build, **kw)
+
+    reg._commit = commit_after_a_prune  # type: ignore[method-assign]
+    mv = reg.save("m", {"w": "shared"})  # reuses X, then X is deleted under it
+    assert [str(p.version) for p in pruned] == ["1.0.0"]
+    assert mv.sha256 == reg.get("m", "1.0.0").sha256
+    assert ModelRegistry(backend).load("m", mv.version) == {"w": "shared"}
+    assert ModelRegistry(backend).verify().ok

@@ -10,6 +10,7 @@ They run on the local folder and the memory backend.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +236,47 @@ def test_repair_removes_only_leftovers(store: Backend, tmp_path: Path) -> None:
         Status.CANDIDATE,
         Status.CANDIDATE,
     ]
+
+
+# ---------------------------------------------------------------------- checksums
+def test_parseable_flip_in_the_pointer_entry_is_caught(store: Backend) -> None:
+    """One flipped bit turns "1.1.0" into "1.0.0": still valid JSON, a plausible pointer.
+
+    The entry's own checksum catches it; nothing serves the wrong version.
+    """
+    populate(store)
+    key = _state.log_key("m", 5)  # deploy 1.0.0 -> 1.1.0
+    data = store.read(key)
+    assert data.count(b'"to_version":"1.1.0"') == 1
+    damaged = data.replace(b'"to_version":"1.1.0"', b'"to_version":"1.0.0"')
+    assert json.loads(damaged)["to_version"] == "1.0.0"  # still valid JSON
+    overwrite(store, key, damaged)
+    with pytest.raises(IntegrityError, match="checksum"):
+        ModelRegistry(store).current("m")
+    with pytest.raises(IntegrityError, match="checksum"):
+        ModelRegistry(store).load("m")
+    assert_reported(store, "history-damaged")
+    assert_repair_keeps_everything(store)
+
+
+def test_parseable_flip_in_a_snapshot_is_caught(store: Backend) -> None:
+    reg = ModelRegistry(store)
+    reg.save("m", {"i": 0})
+    reg.save("m", {"i": 1})
+    reg.deploy("m", "1.1.0")
+    while reg.history("m")[-1].seq < 64:  # the 64th event writes a snapshot
+        reg.deploy("m", "1.1.0")
+    (key,) = store.list(_state.snapshot_prefix("m"))
+    data = store.read(key)
+    damaged = data.replace(b'"production":"1.1.0"', b'"production":"1.0.0"')
+    assert damaged != data
+    overwrite(store, key, damaged)
+    fresh = ModelRegistry(store)
+    with pytest.warns(UserWarning, match="checksum"):
+        current = fresh.current("m")
+    assert current is not None and str(current.version) == "1.1.0"  # rebuilt from the log
+    report = ModelRegistry(store).verify()
+    # A snapshot is a cache of the log: reported, but committed data is intact.
+    assert report.ok
+    assert [p.kind for p in report.problems] == ["snapshot-damaged"]
+    assert "checksum" in report.problems[0].detail
