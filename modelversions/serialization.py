@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ __all__ = ["dump_model", "hash_file", "hash_stream", "load_model_bytes", "load_m
 
 _PARALLEL_MIN = 256 * 1024
 _CHUNK = 4 * 1024 * 1024
-_READBACK = 256 * 1024  # read-back buffer of the tail hash: small enough to stay in cache
+_WINDOW = 4 * 1024 * 1024  # how much of the file the tail hash maps at a time
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -79,9 +80,9 @@ class _TailHashingWriter:
     """Writes to a local blob; a helper thread hashes the file's bytes behind the writer.
 
     Small writes before the first large one are hashed inline, from memory. From the
-    first write of 256 KiB on, a thread reads the file back with ``pread`` up to what
-    the writer has handed to the OS and hashes it, so the hash never paces the writes
-    and keeps no reference to the writer's chunks.
+    first write of 256 KiB on, a thread maps the file (a window at a time) up to what
+    the writer has handed to the OS and hashes it from the page cache, so the hash
+    never paces the writes and keeps no reference to the writer's chunks.
     """
 
     def __init__(self, blob: BlobWriter, path: str) -> None:
@@ -122,8 +123,6 @@ class _TailHashingWriter:
         self._blob.flush()
 
     def _run(self) -> None:
-        buf = bytearray(_READBACK)
-        view = memoryview(buf)
         pos = self._inline
         try:
             with open(self._path, "rb", buffering=0) as fh:
@@ -134,11 +133,16 @@ class _TailHashingWriter:
                             self._cond.wait()
                         end, closed = self._ready, self._closed
                     while pos < end:
-                        got = os.preadv(fd, [view[: min(_READBACK, end - pos)]], pos)
-                        if got <= 0:
-                            raise OSError(f"{self._path}: short read at {pos} of {end}")
-                        self._hash.update(view[:got])
-                        pos += got
+                        # Hash straight from the page cache through a small mapping: no
+                        # copy, and at most one window of the file mapped at a time.
+                        start = pos - pos % mmap.ALLOCATIONGRANULARITY
+                        length = min(end, start + _WINDOW) - start
+                        with (
+                            mmap.mmap(fd, length, offset=start, access=mmap.ACCESS_READ) as mapped,
+                            memoryview(mapped) as view,
+                        ):
+                            self._hash.update(view[pos - start :])
+                        pos = start + length
                     if closed and pos >= self._ready:
                         break
         except BaseException as exc:  # reported by finish()
@@ -177,7 +181,7 @@ class _TailHashingWriter:
 def _readback_path(blob: BlobWriter) -> str | None:
     """The local file a blob writes to, if the tail hash can read it back."""
     path = getattr(blob, "readback_path", None)
-    return path if isinstance(path, str) and hasattr(os, "preadv") else None
+    return path if isinstance(path, str) and os.name == "posix" else None
 
 
 def dump_model(model: Any, blob: BlobWriter, *, compress: int = 0) -> tuple[str, int]:
