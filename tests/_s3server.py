@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import multiprocessing
 import os
 import random
 import signal
@@ -26,12 +25,14 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.request
-from collections.abc import Callable, Sequence
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
+
+from _workers import run_together
+
+__all__ = ["run_together"]  # the shared spawn-and-barrier helper, re-exported for S3 tests
 
 ENV_ENDPOINT = "MODELVERSIONS_S3_ENDPOINT"
 ENV_KEY = "MODELVERSIONS_S3_KEY"
@@ -191,48 +192,6 @@ def backend_for(tmp_path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------- child processes
-def _entry(
-    queue: Any, index: int, barrier: Barrier, target: Callable[..., Any], args: tuple[Any, ...]
-) -> None:
-    try:
-        result = target(barrier, *args)
-    except BaseException:
-        queue.put((index, False, traceback.format_exc()))
-        barrier.abort()
-    else:
-        queue.put((index, True, result))
-
-
-def run_together(target: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Run ``target(barrier, *a)`` in one spawned process per ``a``; return the results."""
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    barrier = ctx.Barrier(len(args))
-    procs = [
-        ctx.Process(target=_entry, args=(queue, i, barrier, target, a)) for i, a in enumerate(args)
-    ]
-    for p in procs:
-        p.start()
-    results: dict[int, Any] = {}
-    failures: list[str] = []
-    try:
-        for _ in procs:
-            index, ok, value = queue.get(timeout=HANG_GUARD)
-            if ok:
-                results[index] = value
-            else:
-                failures.append(f"--- child {index}:\n{value}")
-    finally:
-        for p in procs:
-            p.join(timeout=HANG_GUARD)
-            if p.is_alive():
-                p.kill()
-                p.join()
-    if failures:
-        raise AssertionError("child processes failed:\n" + "\n".join(failures))
-    return [results[i] for i in range(len(procs))]
-
-
 def _registry(url: str, options: dict[str, Any]) -> Any:
     from modelversions import ModelRegistry
 
