@@ -541,6 +541,18 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
         if peer is not None:
             res.add("resolve + load", "MLflow", timed(peer.load, "life")[0])
 
+    # what a fresh registry pays to resolve, by entries written since the last snapshot
+    sweep = ModelRegistry(life_dir)
+    sweep.save("sweep", model)
+    sweep.save("sweep", model)
+    sweep.deploy("sweep", "1.0.0")
+    for after in (0, 32, 63):
+        while sweep.current("sweep") is not None and sweep._states["sweep"].seq % 64 != after:
+            sweep.mark_failed("sweep", "1.1.0", reason="pad")
+        for _ in range(n // 2):
+            res.add("fresh registry, resolve + load", f"{after} entries after the snapshot",
+                    timed(fresh_load, life_dir, "sweep")[0])  # fmt: skip
+
     res.ratio_target(
         "floor",
         "small save vs joblib.dump+fsync",
