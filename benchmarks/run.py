@@ -703,7 +703,7 @@ def bench_large_one(cfg: Config, res: Results, nbytes: int, scratch: Path) -> No
     from modelversions import ModelRegistry, serialization
 
     label = size_label(nbytes)
-    reps = 2 if nbytes >= GiB else (3 if cfg.quick else 5)
+    reps = 2 if nbytes >= GiB else (3 if cfg.quick else 9)
     log(f"  {label}: save and load x{reps}")
     model = large_model(nbytes)
     weights = weights_of(model)
