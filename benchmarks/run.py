@@ -437,6 +437,7 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
     import joblib
 
     from modelversions import ModelRegistry
+    from modelversions.registry import _SNAPSHOT_EVERY as SNAPSHOT_EVERY_SMALL
 
     model = small_model()
     reg_dir = cfg.path("small", "registry")
@@ -520,9 +521,11 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
             res.add("rollback", "MLflow", t)
 
     seq = life._states["life"].seq  # the history a fresh registry reads to resolve
+    every = SNAPSHOT_EVERY_SMALL  # the model has few versions
     res.hidden["replayed"] = (
         f"The model loaded by `resolve + load` has {seq} history entries; a fresh registry "
-        f"reads the snapshot of entry {seq - seq % 64} and replays the {seq % 64} after it."
+        f"reads the snapshot of entry {seq - seq % every} and replays the {seq % every} "
+        "after it."
     )
     # resolve + load the deployed model (now `base` on both)
     art = life.current("life")
@@ -547,8 +550,8 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
     sweep.save("sweep", model)
     sweep.save("sweep", model)
     sweep.deploy("sweep", "1.0.0")
-    for after in (0, 32, 63):
-        while sweep.current("sweep") is not None and sweep._states["sweep"].seq % 64 != after:
+    for after in (0, every // 2, every - 1):
+        while sweep.current("sweep") is not None and sweep._states["sweep"].seq % every != after:
             sweep.mark_failed("sweep", "1.1.0", reason="pad")
         for _ in range(n // 2):
             res.add("fresh registry, resolve + load", f"{after} entries after the snapshot",
@@ -1121,7 +1124,8 @@ DESIGN = (
     "no database; the registry applies its own entry in memory after one probe for "
     "entries other writers added.",
     "A registry object keeps each model's state and only probes for entries written "
-    "since; a fresh one starts from the newest snapshot (one every 64 entries, reusing "
+    "since; a fresh one starts from the newest snapshot (one every 16 entries, 64 for "
+    "models of 1,024 versions or more, reusing "
     "the JSON of unchanged records) and replays the rest, so rollback and listing cost "
     "the same at 10 and 10,000 versions.",
     "A save streams joblib's output into a temporary file; a helper thread hashes the "
@@ -1344,15 +1348,15 @@ def explain(t: Target, res: Results) -> str:
         if ours is None or warm is None:
             return "figures missing."
         return (
-            "a fresh registry first reads the model's newest snapshot (one every 64 history "
-            "entries) and replays the entries written after it, each a small file to open, "
+            "a fresh registry first reads the model's newest snapshot (one every 16 history "
+            "entries for a model of this size) and replays the entries written after it, "
+            "each a small file to open, "
             "parse and apply (20 to 30 us each: see the `fresh registry, resolve + load` "
             "rows), then loads as a "
             f"warm registry does ({warm.fmt()} here); median {ours.fmt()}. "
             + res.hidden.get("replayed", "")
-            + " The cost moves between about the warm figure and that plus 63 entries' "
-            "replay as the history grows; snapshots every 16 entries would cap it lower, "
-            "at the cost of writing a snapshot four times as often."
+            + " The cost moves between about the warm figure and that plus 15 entries' "
+            "replay as the history grows."
         )
     return "see the figures."
 

@@ -53,7 +53,18 @@ __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
 Check = Callable[[Any], Any]
 
 _BUMPS = ("major", "minor", "patch")
-_SNAPSHOT_EVERY = 64
+# A snapshot caches a model's state so a new registry replays at most a few entries.
+# Its cost grows with the number of versions, its benefit with the entries it saves:
+# small models snapshot every 16 entries, models with many versions every 64. Both are
+# powers of two and depend only on the state at that entry, so every writer agrees.
+_SNAPSHOT_EVERY = 16
+_SNAPSHOT_EVERY_LARGE = 64
+_LARGE_MODEL = 1024
+
+
+def _snapshot_due(state: ModelState) -> bool:
+    every = _SNAPSHOT_EVERY_LARGE if len(state.records) >= _LARGE_MODEL else _SNAPSHOT_EVERY
+    return state.seq % every == 0
 _SMALL_ARTIFACT = 64 * 1024 * 1024
 _VERIFIED_MEMO = 4096
 
@@ -337,7 +348,7 @@ class ModelRegistry:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
                 else:
                     state.apply(payload)
-                    if seq % _SNAPSHOT_EVERY == 0:
+                    if _snapshot_due(state):
                         self._write_snapshot(state)
                     return payload, state
             time.sleep(random.uniform(0, delay))
