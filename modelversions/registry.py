@@ -65,6 +65,8 @@ _LARGE_MODEL = 1024
 def _snapshot_due(state: ModelState) -> bool:
     every = _SNAPSHOT_EVERY_LARGE if len(state.records) >= _LARGE_MODEL else _SNAPSHOT_EVERY
     return state.seq % every == 0
+
+
 _SMALL_ARTIFACT = 64 * 1024 * 1024
 _VERIFIED_MEMO = 4096
 
