@@ -44,7 +44,7 @@ from modelversions.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from modelversions.records import Event, ModelVersion, Status
+from modelversions.records import Event, ModelVersion, Status, _ts
 from modelversions.version import Version
 
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
@@ -313,6 +313,31 @@ class ModelRegistry:
         return mv
 
     # ------------------------------------------------------------------ committing
+    def _next_event(
+        self,
+        name: str,
+        build: Callable[[ModelState], dict[str, Any]],
+        *,
+        new_model: bool = False,
+    ) -> tuple[dict[str, Any], ModelState]:
+        """The next event of ``name``, built from its newest state (caller holds the lock).
+
+        Unless ``new_model``, a model without history raises ModelNotFoundError.
+        """
+        state = self._refresh(name)
+        if state.seq == 0 and not new_model:
+            raise ModelNotFoundError(self._not_found_message(name))
+        payload = build(state)
+        payload.update(
+            schema=_state.SCHEMA,
+            seq=state.seq + 1,
+            time=_ts(_now()),
+            name=name,
+            user=self._user,
+            host=self._host,
+        )
+        return payload, state
+
     def _commit(
         self,
         name: str,
@@ -320,26 +345,12 @@ class ModelRegistry:
         *,
         new_model: bool = False,
     ) -> tuple[dict[str, Any], ModelState]:
-        """Append one event computed by ``build`` from the newest state; retry on races.
-
-        Unless ``new_model``, a model without history raises ModelNotFoundError.
-        """
+        """Append one event computed by ``build`` from the newest state; retry on races."""
         delay = 0.0005
         for _attempt in range(self._max_retries):
             with self._lock:
-                state = self._refresh(name)
-                if state.seq == 0 and not new_model:
-                    raise ModelNotFoundError(self._not_found_message(name))
-                payload = build(state)
-                seq = state.seq + 1
-                payload.update(
-                    schema=_state.SCHEMA,
-                    seq=seq,
-                    time=_now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                    name=name,
-                    user=self._user,
-                    host=self._host,
-                )
+                payload, state = self._next_event(name, build, new_model=new_model)
+                seq = payload["seq"]
                 key = _state.log_key(name, seq)
                 data = _state.encode(payload)
                 try:
@@ -692,7 +703,6 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
-        check_name(name)
         build = self._deploy_builder(name, target, env=env, reason=reason, force=force)
         payload, state = self._commit(name, build)
         deployed = state.records[Version(payload["version"])]
@@ -724,7 +734,6 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
-        check_name(name)
         return self._plan(
             name, self._deploy_builder(name, target, env=env, reason=reason, force=force)
         )
@@ -732,18 +741,7 @@ class ModelRegistry:
     def _plan(self, name: str, build: Callable[[ModelState], dict[str, Any]]) -> Event:
         """The event ``build`` makes from the newest state, not committed."""
         with self._lock:
-            state = self._refresh(name)
-            if state.seq == 0:
-                raise ModelNotFoundError(self._not_found_message(name))
-            payload = build(state)
-            seq = state.seq + 1
-        payload.update(
-            seq=seq,
-            time=_now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            name=name,
-            user=self._user,
-            host=self._host,
-        )
+            payload, _state_now = self._next_event(name, build)
         return self._event(payload)
 
     def _deploy_builder(
