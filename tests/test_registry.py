@@ -801,12 +801,13 @@ def test_load_verifies_sha256_before_unpickling(registry: ModelRegistry) -> None
     UNPICKLED.clear()
 
 
-def test_load_detects_a_byte_flipped_in_place(registry: ModelRegistry) -> None:
+def test_load_detects_a_byte_flipped_in_place(tmp_path: Path) -> None:
+    """On a local folder the file is damaged where it lies (other backends: see above)."""
+    registry = ModelRegistry(tmp_path / "registry")
     mv = registry.save("m", Tracer("tag-CCCC"))
     key = _only_artifact(registry, "m")
     path = registry.backend.local_path(key)
-    if path is None:
-        pytest.skip("the backend has no local files")
+    assert path is not None
     with open(path, "r+b") as fh:
         data = fh.read()
         fh.seek(data.index(b"tag-CCCC") + 7)
