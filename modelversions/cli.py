@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -96,6 +97,41 @@ class _Failure(Exception):
 
 
 # ---------------------------------------------------------------------- formatting
+# Characters a terminal may act on or that change how a line reads: C0/C1 controls
+# (newline, ESC...), format characters (bidi overrides such as U+202E, zero-width
+# marks), line and paragraph separators, surrogates and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    if unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
+        return ch
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _safe(text: object) -> str:
+    r"""``text`` with every control or invisible formatting character shown as an escape.
+
+    Everything the command line prints passes through here (a newline shows as ``\n``,
+    ESC as ``\x1b``, U+202E as ``\u202e``), so stored text (reasons, descriptions, tags,
+    metric keys, users, hosts) can neither start a new line nor drive the terminal.
+    Backslashes are printed as they are. JSON output is escaped by ``json.dumps``.
+
+    >>> print(_safe("ok\n\x1b[2J\u202egnp.exe"))
+    ok\n\x1b[2J\u202egnp.exe
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(ch) for ch in text)
+
+
 _COLORS = {Status.STABLE.value: "32", Status.CANDIDATE.value: "33", Status.FAILED.value: "31"}
 
 
@@ -114,14 +150,24 @@ class _Out:
         self.as_json = as_json
         self.color = not as_json and _use_color(stream)
 
-    def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
+    def line(self, text: str = "", *, status: str | None = None) -> None:
+        """Print ``text`` (escaped: see :func:`_safe`) as one line, then ``status``
+        (colored on a terminal when it is a status word)."""
+        tail = "" if status is None else self._paint(status)
+        self.stream.write(_safe(text) + tail + "\n")
+
+    def _paint(self, word: str) -> str:
+        if self.color and word in _COLORS:
+            return f"\x1b[{_COLORS[word]}m{word}\x1b[0m"
+        return _safe(word)
 
     def json(self, value: Any) -> None:
         self.stream.write(json.dumps(value, indent=2) + "\n")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        """Left-aligned columns; status words are colored on a terminal."""
+        """Left-aligned columns (cells escaped: see :func:`_safe`); status words are
+        colored on a terminal."""
+        rows = [[_safe(cell) for cell in row] for row in rows]
         widths = [len(h) for h in headers]
         for row in rows:
             for i, cell in enumerate(row):
@@ -132,9 +178,9 @@ class _Out:
             for cell, width in zip(row, widths, strict=True):
                 padded = cell.ljust(width)
                 if self.color and cell in _COLORS:
-                    padded = f"\x1b[{_COLORS[cell]}m{cell}\x1b[0m" + " " * (width - len(cell))
+                    padded = self._paint(cell) + " " * (width - len(cell))
                 cells.append(padded)
-            self.line("  ".join(cells).rstrip())
+            self.stream.write("  ".join(cells).rstrip() + "\n")  # cells are escaped
 
 
 def _when(value: datetime) -> str:
@@ -279,9 +325,11 @@ def cmd_show(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
             fields.append((label, json.dumps(dict(mapping), sort_keys=True)))
     width = max(len(label) for label, _ in fields)
     for label, value in fields:
-        if out.color and label == "status" and value in _COLORS:
-            value = f"\x1b[{_COLORS[value]}m{value}\x1b[0m"
-        out.line(f"{label + ':':<{width + 1}}  {value}")
+        head = f"{label + ':':<{width + 1}}  "
+        if label == "status":
+            out.line(head, status=value)
+        else:
+            out.line(head + value)
     return EXIT_OK
 
 
@@ -495,10 +543,16 @@ def cmd_verify(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
             }
         )
     else:
-        out.line(str(report))
+        # One line per problem, each escaped: a detail quoting a planted key or a
+        # stored reason cannot start a line of its own.
+        out.line(str(report).split("\n", 1)[0])  # the counts
+        for problem in report.problems:
+            out.line(f"  {problem}")
+        for removed in report.removed:
+            out.line(f"  removed {removed}")
     if report.ok:
         return EXIT_OK
-    print(f"{PROG}: error: verify found damaged data in {reg.backend.url}", file=sys.stderr)
+    _error(f"verify found damaged data in {reg.backend.url}")
     return EXIT_INTEGRITY
 
 
@@ -701,8 +755,8 @@ def _exit_code(exc: BaseException) -> int:
 
 
 def _error(message: str) -> None:
-    text = " ".join(message.split())  # one line
-    print(f"{PROG}: error: {text}", file=sys.stderr)
+    """Print an error as one escaped line on stderr (it may quote stored text)."""
+    print(f"{PROG}: error: {_safe(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -99,29 +99,46 @@ class ConcurrentUpdateError(ModelVersionsError):
 
 
 class DeployCheckFailedError(ModelVersionsError):
-    """A guarded deploy's check failed; the previous version was put back.
+    """A guarded deploy's check failed; the version is marked failed, the previous one put back.
 
     Attributes:
         name: the model.
         version: the version whose check failed (now marked failed).
-        restored: the version deployed again; ``None`` if nothing was deployed before, or
-            if another writer moved the env while the check ran (the env is then left as is).
+        restored: the version deployed again; ``None`` if nothing was put back: nothing
+            was deployed before, ``version`` itself was already deployed (it stays
+            deployed, failed), or another writer moved the env while the check ran (the
+            env is then left as is).
+        deployed: the version the env runs after the failure (``None``: nothing).
     """
 
-    def __init__(self, message: str, *, name: str, version: str, restored: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        version: str,
+        restored: str | None,
+        deployed: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.name = name
         self.version = version
         self.restored = restored
+        self.deployed = deployed
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_check_failed, (self.args[0], self.name, self.version, self.restored))
+        return (
+            _rebuild_check_failed,
+            (self.args[0], self.name, self.version, self.restored, self.deployed),
+        )
 
 
 def _rebuild_check_failed(
-    message: str, name: str, version: str, restored: str | None
+    message: str, name: str, version: str, restored: str | None, deployed: str | None = None
 ) -> DeployCheckFailedError:
-    return DeployCheckFailedError(message, name=name, version=version, restored=restored)
+    return DeployCheckFailedError(
+        message, name=name, version=version, restored=restored, deployed=deployed
+    )
 
 
 class StorageError(ModelVersionsError, OSError):

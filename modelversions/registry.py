@@ -823,18 +823,37 @@ class ModelRegistry:
             }
 
         self._commit(name, build)
+        # Say what the env runs now, in the state the commit produced.
+        now: str | None
         if moved:
-            outcome = f"{env} was changed meanwhile (to {moved[0] or 'nothing'}) and left as is"
-            before = None
+            now = None if moved[0] is None else str(moved[0])
+            outcome = (
+                f"{new} is marked failed; {env!r} was changed meanwhile "
+                f"(to {now or 'nothing'}) and left as is"
+            )
+            restored = None
+        elif before == new:
+            now, restored = new, None
+            outcome = (
+                f"{new} is marked failed and, as it was already deployed there and there is "
+                f"nothing to restore, it is still deployed in {env!r}: roll back or deploy "
+                "another version to replace it"
+            )
         elif before:
-            outcome = f"{before} is deployed again"
+            now = restored = before
+            outcome = f"{new} is marked failed and {before} is deployed again"
         else:
-            outcome = "nothing is deployed now"
+            now = restored = None
+            outcome = (
+                f"{new} is marked failed and, as nothing was deployed there before, "
+                f"nothing is deployed now in {env!r}"
+            )
         raise DeployCheckFailedError(
             f"deploy of {name} {new} to {env!r} failed its check ({message}); {outcome}",
             name=name,
             version=new,
-            restored=before,
+            restored=restored,
+            deployed=now,
         )
 
     def set_check(self, name: str, check: Check | None) -> None:

@@ -1,8 +1,18 @@
 """An S3 endpoint for the tests: a moto server on 127.0.0.1, or one named by the environment.
 
-By default the first test that needs S3 starts ``python -m moto.server`` on a free
-port of 127.0.0.1 (about half a second); the session fixture in ``conftest.py`` stops
-it by its process id at the end. Set ``MODELVERSIONS_S3_ENDPOINT`` (e.g.
+By default the first test that needs S3 starts moto's S3 on a free port of 127.0.0.1
+(about half a second) with :func:`serve` (this file run as a script); the session
+fixture in ``conftest.py`` stops it by its process id at the end.
+
+Why not ``python -m moto.server``: it serves each connection in its own thread, and
+moto checks ``If-None-Match``/``If-Match`` and then stores the object with no lock
+between, so under thread switching two racing conditional ``PUT`` requests can both
+succeed (S3 applies each request atomically). :func:`serve` runs the same moto
+application with one lock held while a request is handled, so every request is
+atomic, as on S3; ``tests/test_s3_atomic.py`` checks that under a forced short thread
+switch interval.
+
+Set ``MODELVERSIONS_S3_ENDPOINT`` (e.g.
 ``http://127.0.0.1:9000`` for a MinIO) to run the same tests against another store;
 ``MODELVERSIONS_S3_KEY`` and ``MODELVERSIONS_S3_SECRET`` give its credentials
 (default ``testing``/``testing``). Every test gets its own bucket; on an external
@@ -51,7 +61,9 @@ def _free_port() -> int:
 class S3Server:
     """An S3 endpoint: a moto subprocess we own, or an external one."""
 
-    def __init__(self) -> None:
+    def __init__(self, *server_args: str) -> None:
+        #: Extra options for :func:`serve` (``--switch-interval``, ``--no-lock``).
+        self.server_args = server_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.external = bool(os.environ.get(ENV_ENDPOINT))
         self.url = os.environ.get(ENV_ENDPOINT, "")
@@ -84,7 +96,7 @@ class S3Server:
             port = _free_port()
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 - kept until stop()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                [sys.executable, os.path.abspath(__file__), "--port", str(port), *self.server_args],
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -272,3 +284,59 @@ def save_and_hang(url: str, options: dict[str, Any], size: int, marker: str) -> 
 
     reg.backend.fs.s3.meta.events.register("after-call.s3.UploadPart", hang)
     reg.save("big", np.arange(size // 8, dtype=np.int64))
+
+
+# ---------------------------------------------------------------------- the server process
+def serve(host: str, port: int, *, atomic: bool = True, switch_interval: float = 0.0) -> None:
+    """Serve moto's S3 on ``host:port`` until SIGTERM; each request atomic if ``atomic``.
+
+    Connections keep their own threads (an idle keep-alive connection blocks nobody);
+    with ``atomic`` one lock is held from the moment moto starts handling a request
+    until its whole response is produced, so a conditional write's check and its store
+    cannot interleave with another request. ``atomic=False`` is what
+    ``python -m moto.server`` does. ``switch_interval`` (seconds, when positive) is
+    passed to :func:`sys.setswitchinterval`, to make thread switches frequent in tests.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def one_at_a_time(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            result = app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+    if switch_interval > 0:
+        sys.setswitchinterval(switch_interval)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    httpd = make_server(host, port, one_at_a_time if atomic else app, threaded=True)
+    httpd.serve_forever()
+
+
+def _main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="moto's S3 for the tests (see serve()).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--switch-interval", type=float, default=0.0)
+    parser.add_argument(
+        "--no-lock", action="store_true", help="serve like python -m moto.server (racy)"
+    )
+    args = parser.parse_args(argv)
+    serve(
+        args.host, args.port, atomic=not args.no_lock, switch_interval=args.switch_interval
+    )
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
