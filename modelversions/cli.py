@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import unicodedata
@@ -588,6 +589,7 @@ Command = Callable[[ModelRegistry, argparse.Namespace, _Out], int]
 
 
 def _non_negative(text: str) -> int:
+    """An integer, 0 or more (``nan``, ``inf``, fractions and negatives are refused)."""
     try:
         value = int(text)
     except ValueError:
@@ -605,12 +607,15 @@ def _positive(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more (``nan``, ``inf`` and negatives are refused)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text!r}")
     return value
 
 
