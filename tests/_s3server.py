@@ -333,9 +333,7 @@ def _main(argv: list[str]) -> None:
         "--no-lock", action="store_true", help="serve like python -m moto.server (racy)"
     )
     args = parser.parse_args(argv)
-    serve(
-        args.host, args.port, atomic=not args.no_lock, switch_interval=args.switch_interval
-    )
+    serve(args.host, args.port, atomic=not args.no_lock, switch_interval=args.switch_interval)
 
 
 if __name__ == "__main__":

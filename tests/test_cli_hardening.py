@@ -119,7 +119,9 @@ def test_history_shows_one_row_per_event(path: Path, capsys: pytest.CaptureFixtu
 def test_mark_failed_prints_the_reason_escaped(
     path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _main(capsys, "mark-failed", "m", "1.1.0", "--reason", EVIL, "--registry", str(path))
+    code, out, _ = _main(
+        capsys, "mark-failed", "m", "1.1.0", "--reason", EVIL, "--registry", str(path)
+    )
     assert code == 0
     lines = _printable_lines(out)
     assert lines == [
@@ -197,8 +199,10 @@ def test_colors_still_work_and_only_ours_reach_a_terminal(
     assert text.count("\x1b[") == 4  # the two colored status words, opened and reset
     assert text.count("\x1b[31mfailed\x1b[0m") == 2
     assert "status:       \x1b[31mfailed\x1b[0m\n" in text
-    assert all(line.replace("\x1b[31m", "").replace("\x1b[0m", "").isprintable()
-               for line in text[:-1].split("\n"))
+    assert all(
+        line.replace("\x1b[31m", "").replace("\x1b[0m", "").isprintable()
+        for line in text[:-1].split("\n")
+    )
 
 
 @pytest.mark.parametrize(

@@ -480,8 +480,9 @@ class S3Backend(FsspecBackend):
             ``profile``, ``anon``...
 
     Requires a store that honours ``If-None-Match: *`` on ``PutObject`` and
-    ``CompleteMultipartUpload`` (AWS S3 does, and so does moto): on a store that
-    ignores the header two racing writers could both "win" (see ``docs/backends.md``).
+    ``CompleteMultipartUpload`` atomically (AWS S3 does; moto checks the header but not
+    atomically, so the tests serialize its requests): on a store that ignores the
+    header two racing writers could both "win" (see ``docs/backends.md``).
     :attr:`requests` counts the requests sent, by operation.
     """
 
