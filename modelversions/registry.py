@@ -171,7 +171,9 @@ class ModelRegistry:
         user: recorded in history (default: the login name).
         checks: a default deploy check per model name (see :meth:`deploy`).
         cache_dir, cache_size: a local read cache for remote artifacts (content-addressed
-            by sha256, bounded to ``cache_size`` bytes); ignored for local folders.
+            by sha256, bounded to ``cache_size`` bytes, kept in the subfolder
+            ``<cache_dir>/modelversions/``: nothing else is touched); ignored for local
+            folders.
         max_retries: how many times a change is retried when other writers commit first.
 
     >>> reg = ModelRegistry("memory://")
