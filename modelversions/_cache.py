@@ -35,7 +35,7 @@ import time
 from typing import IO
 
 from modelversions.backends import Backend
-from modelversions.errors import InvalidInputError, StorageError
+from modelversions.errors import IntegrityError, InvalidInputError, StorageError
 from modelversions.serialization import _check, hash_stream, open_verifiable
 
 __all__ = ["ReadCache"]
@@ -111,11 +111,12 @@ class ReadCache:
         from its path.
 
         Raises:
-            IntegrityError: the downloaded bytes do not match ``sha256``/``size``.
+            IntegrityError: the downloaded bytes do not match ``sha256``/``size``, or
+                ``sha256`` is not a lowercase hex sha256.
             StorageError: the cache's folder for this file is a symlink.
         """
-        if not _SHA.match(sha256):
-            raise InvalidInputError(f"not a sha256: {sha256!r}")
+        if not _SHA.match(sha256):  # a damaged record: never a path to build on
+            raise IntegrityError(f"{what}: the record's sha256 {sha256!r} is not a sha256")
         path = self.path_for(sha256)
         self._own_dir(self.folder)  # both folders on the way: real folders, never links
         self._own_dir(os.path.dirname(path))

@@ -367,3 +367,15 @@ def test_a_missing_artifact_of_a_live_version_is_still_integrity_error(tmp_path:
     _local_artifact(reg, "m", mv.sha256).unlink()
     with pytest.raises(IntegrityError, match="missing"):
         reg.load("m", mv.version)
+
+
+def test_the_cache_builds_no_path_from_a_forged_sha256(tmp_path: Path) -> None:
+    reg, backend = _cached_registry(tmp_path)
+    cache = reg._cache
+    assert cache is not None
+    backend.create("k", b"data")
+    for forged in ("../../../escape", "AB" * 32, "0" * 63):
+        with pytest.raises(IntegrityError, match="not a sha256"):
+            cache.fetch(backend, "k", forged, 4, "test")
+    assert not (tmp_path / "escape").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
