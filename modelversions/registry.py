@@ -171,7 +171,9 @@ class ModelRegistry:
         user: recorded in history (default: the login name).
         checks: a default deploy check per model name (see :meth:`deploy`).
         cache_dir, cache_size: a local read cache for remote artifacts (content-addressed
-            by sha256, bounded to ``cache_size`` bytes); ignored for local folders.
+            by sha256, bounded to ``cache_size`` bytes, kept in the subfolder
+            ``<cache_dir>/modelversions/``: nothing else is touched); ignored for local
+            folders.
         max_retries: how many times a change is retried when other writers commit first.
 
     >>> reg = ModelRegistry("memory://")
@@ -1112,20 +1114,31 @@ class ModelRegistry:
     ) -> Any:
         """Load a model: ``version``, or by default the one deployed in ``env``.
 
-        The artifact's sha256 is checked before anything is unpickled. On a local
-        folder, ``mmap_mode="r"`` memory-maps numpy arrays (joblib's ``mmap_mode``).
+        The artifact's sha256 is checked before anything is unpickled, and the file
+        that was hashed is the file that is unpickled (one open descriptor; a symlink
+        in the artifact's place is refused). On a local folder or through the read
+        cache, ``mmap_mode="r"`` (read-only) or ``"c"`` (copy-on-write) memory-maps
+        numpy arrays from that same open file; a memory map trusts the file's bytes
+        after the check (see docs/concepts.md).
 
         Raises:
+            InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``
+                (checked before anything is read).
             ModelNotFoundError, VersionNotFoundError: nothing to load (including
                 nothing deployed in ``env``).
-            ArtifactPrunedError: the version's artifact was pruned.
-            IntegrityError: the stored bytes do not match their checksum.
+            ArtifactPrunedError: the version's artifact was pruned (also when a
+                ``prune`` or ``delete`` removed it while this load was reading).
+            IntegrityError: the stored bytes do not match their checksum, or are missing.
+            StorageError: the artifact's place holds a symlink or not a regular file.
 
         >>> reg = ModelRegistry("memory://")
         >>> _ = reg.save("m", {"w": 3}); _ = reg.deploy("m", "1.0.0")
         >>> reg.load("m")
         {'w': 3}
         """
+        from modelversions import serialization
+
+        serialization.check_mmap_mode(mmap_mode)
         check_env(env)
         state = self._existing(name)
         with self._lock:
@@ -1157,22 +1170,17 @@ class ModelRegistry:
                 if path is not None:
                     return self._load_local(path, mv, what, mmap_mode)
                 if self._cache is not None:
-                    for attempt in range(3):
-                        path = self._cache.fetch(self._backend, key, mv.sha256, mv.size, what)
-                        try:
-                            return serialization.load_model_file(
-                                path,
-                                sha256=mv.sha256,
-                                size=mv.size,
-                                what=what,
-                                verified=True,
-                                mmap_mode=mmap_mode,
-                            )
-                        except FileNotFoundError:
-                            # Another process evicted the cached file between fetch and
-                            # open: fetch again (the stored artifact is still there).
-                            if attempt == 2:
-                                raise
+                    # An open file whose bytes were verified: eviction or a swap of the
+                    # cached path after this point cannot change what is unpickled.
+                    with self._cache.fetch(self._backend, key, mv.sha256, mv.size, what) as fh:
+                        return serialization.load_model_file(
+                            fh,
+                            sha256=mv.sha256,
+                            size=mv.size,
+                            what=what,
+                            verified=True,
+                            mmap_mode=mmap_mode,
+                        )
                 if mv.size <= _SMALL_ARTIFACT:
                     data = self._backend.read(key)
                     return serialization.load_model_bytes(
@@ -1180,22 +1188,36 @@ class ModelRegistry:
                     )
                 return self._load_spooled(key, mv, what)
         except FileNotFoundError as exc:
+            # A prune or delete may have removed it after this load resolved the record:
+            # ask the newest state before calling it damage.
+            with self._lock:
+                now = self._refresh(mv.name).records.get(mv.version)
+            if now is None or now.pruned or now.sha256 != mv.sha256:
+                gone = "deleted" if now is None else "pruned"
+                raise ArtifactPrunedError(
+                    f"{mv.name} {mv.version} was {gone} while it was being loaded: "
+                    "its artifact is gone"
+                ) from exc
             raise IntegrityError(f"{what} is missing from storage") from exc
 
     def _load_local(self, path: str, mv: ModelVersion, what: str, mmap_mode: str | None) -> Any:
+        """Open ``path`` once; hash (unless this very file was verified) and load through it."""
         from modelversions import serialization
 
-        st = os.stat(path)
-        sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, mv.sha256)
-        verified = self._verified.get(path) == sig
-        model = serialization.load_model_file(
-            path,
-            sha256=mv.sha256,
-            size=mv.size,
-            what=what,
-            mmap_mode=mmap_mode,
-            verified=verified,
-        )
+        fh, st = serialization.open_verifiable(path, what)
+        with fh:
+            # The memo is keyed by the identity of the open descriptor (fstat), never by
+            # a second look at the path, which may name another file by now.
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, mv.sha256)
+            verified = self._verified.get(path) == sig
+            model = serialization.load_model_file(
+                fh,
+                sha256=mv.sha256,
+                size=mv.size,
+                what=what,
+                mmap_mode=mmap_mode,
+                verified=verified,
+            )
         if not verified:
             if len(self._verified) >= _VERIFIED_MEMO:
                 self._verified.clear()

@@ -10,23 +10,36 @@ file's ``fsync`` overlaps the end of the hash: a large save costs about
 ``max(write + fsync, hash)`` rather than ``hash + fsync``, and no chunk is held in
 memory for the hash. Into other storage, chunks of 256 KiB and more are hashed in a
 helper thread while the same chunk is written.
-Reading checks the sha256 of the whole artifact **before** unpickling anything.
+Reading checks the sha256 of the whole artifact **before** unpickling anything, and
+unpickles the very file it hashed: one open descriptor (never through a symlink on
+POSIX), hashed, rewound and handed to joblib; the path is never opened twice.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import mmap
 import os
+import stat
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from modelversions.backends import BlobWriter
-from modelversions.errors import IntegrityError, InvalidInputError
+from modelversions.errors import IntegrityError, InvalidInputError, StorageError
 
-__all__ = ["dump_model", "hash_file", "hash_stream", "load_model_bytes", "load_model_file"]
+__all__ = [
+    "check_mmap_mode",
+    "dump_model",
+    "hash_file",
+    "hash_stream",
+    "load_model_bytes",
+    "load_model_file",
+    "open_verifiable",
+]
 
 _PARALLEL_MIN = 256 * 1024
 _CHUNK = 4 * 1024 * 1024
@@ -263,8 +276,85 @@ def _check(what: str, expected_sha: str, actual_sha: str, expected_size: int, si
         )
 
 
+MMAP_MODES = (None, "r", "c")
+
+
+def check_mmap_mode(mmap_mode: object) -> str | None:
+    """Return ``mmap_mode`` if it is ``None``, ``"r"`` or ``"c"``; else raise.
+
+    ``"r+"`` and ``"w+"`` would let the caller write into the stored artifact, so
+    they are refused like any other value, whatever the model holds.
+
+    Raises:
+        InvalidInputError: any other value.
+
+    >>> check_mmap_mode("r")
+    'r'
+    """
+    if mmap_mode is None or (type(mmap_mode) is str and mmap_mode in ("r", "c")):
+        return mmap_mode
+    raise InvalidInputError(
+        f"mmap_mode must be None, 'r' or 'c' (read-only or copy-on-write), not {mmap_mode!r}"
+    )
+
+
+_O_OPEN = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO planted at the path must not block the open
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _opener(path: str, flags: int) -> int:
+    return os.open(path, _O_OPEN)
+
+
+def open_verifiable(path: str, what: str) -> tuple[IO[bytes], os.stat_result]:
+    """Open a regular file for reading, never through a symlink (POSIX ``O_NOFOLLOW``).
+
+    Returns the file object and its ``os.fstat``. The caller hashes and unpickles
+    through that file object, so what is checked is what is loaded even if ``path``
+    is replaced meanwhile.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        StorageError: ``path`` is a symlink or not a regular file (it is not followed).
+    """
+    try:
+        fh = open(path, "rb", opener=_opener)  # noqa: SIM115
+    except OSError as exc:
+        # Linux and macOS say ELOOP for a symlink under O_NOFOLLOW, FreeBSD EMLINK.
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise StorageError(
+                f"{what}: {path} is a symlink; refusing to follow it (remove the link)"
+            ) from exc
+        raise
+    try:
+        st = os.fstat(fh.fileno())
+    except BaseException:
+        fh.close()
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        fh.close()
+        raise StorageError(f"{what}: {path} is not a regular file; refusing to read it")
+    return fh, st
+
+
+def _proc_fd_path(fh: IO[bytes]) -> str | None:
+    """A path that names the very file open as ``fh`` (Linux ``/proc/self/fd/N``), or None."""
+    path = f"/proc/self/fd/{fh.fileno()}"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    own = os.fstat(fh.fileno())
+    return path if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) else None
+
+
 def load_model_file(
-    path: str,
+    fh: IO[bytes],
     *,
     sha256: str,
     size: int,
@@ -272,19 +362,50 @@ def load_model_file(
     mmap_mode: str | None = None,
     verified: bool = False,
 ) -> Any:
-    """Check a file's sha256, then ``joblib.load`` it (optionally memory-mapped).
+    """Check the sha256 of an open file, then unpickle that same file with joblib.
 
-    ``verified=True`` skips the hash (the caller checked this unchanged file before).
+    ``fh`` is a readable, seekable file object at offset 0 (see :func:`open_verifiable`).
+    Its bytes are hashed through the descriptor, then it is rewound and unpickled:
+    the path it was opened from is never opened again, so a file renamed into place
+    meanwhile is never read. ``verified=True`` skips the hash (the caller checked this
+    unchanged file before, through ``os.fstat`` of this descriptor).
+
+    With ``mmap_mode`` (``"r"`` or ``"c"``), numpy arrays are memory-mapped from the
+    same open file through ``/proc/self/fd/N`` (Linux): their ``filename`` attribute is
+    that descriptor path, valid only while loading. Where that path is not available
+    the arrays are read into memory from the verified file instead (a warning says so).
+    A memory map trusts the file's bytes after the check: a writer with access to the
+    storage could change the mapped pages later (stored artifacts are read-only, and
+    nothing in modelversions writes them).
 
     Raises:
         IntegrityError: the bytes do not match ``sha256``/``size``; nothing is unpickled.
+        InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``.
     """
     import joblib
 
+    check_mmap_mode(mmap_mode)
     if not verified:
-        actual, actual_size = hash_file(path)
+        fd = fh.fileno()
+        actual_size = os.fstat(fd).st_size
+        if actual_size < _PARALLEL_MIN and mmap_mode is None:
+            data = fh.read(actual_size + 1)  # one read, and one byte to see the end
+            _check(what, sha256, hashlib.sha256(data).hexdigest(), size, len(data))
+            return joblib.load(io.BytesIO(data))  # the bytes just hashed, no second read
+        actual, actual_size = hash_stream(fh)
         _check(what, sha256, actual, size, actual_size)
-    return joblib.load(path, mmap_mode=mmap_mode)
+        fh.seek(0)
+    if mmap_mode is not None:
+        path = _proc_fd_path(fh)
+        if path is not None:
+            return joblib.load(path, mmap_mode=mmap_mode)
+        warnings.warn(
+            f"{what}: cannot memory-map it through its open descriptor on this system; "
+            "loading the verified bytes into memory instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return joblib.load(fh)
 
 
 def load_model_bytes(data: bytes, *, sha256: str, size: int, what: str) -> Any:

@@ -7,6 +7,7 @@ snapshot encoding reusing record JSON) must give exactly what the plain paths gi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -53,7 +54,9 @@ def test_mmap_load_returns_memory_mapped_arrays(tmp_path: Path) -> None:
     for _ in range(2):  # first load hashes the file; the second hits the verified memo
         loaded = reg.load("m", mv.version, mmap_mode="r")
         assert isinstance(loaded["w"], np.memmap)
-        assert loaded["w"].filename == _artifact_path(reg, "m", mv.sha256)
+        # Mapped from the verified open file (through /proc/self/fd), which is the artifact.
+        with open("/proc/self/maps") as maps:
+            assert _artifact_path(reg, "m", mv.sha256) in maps.read()
         np.testing.assert_array_equal(loaded["w"], weights)
         assert loaded["bias"] == 0.5
 
@@ -63,6 +66,7 @@ def test_mmap_load_still_refuses_a_damaged_file(tmp_path: Path) -> None:
     mv = reg.save("m", {"w": np.ones(100_000)})
     reg.load("m", mv.version, mmap_mode="r")  # verified once, memo filled
     path = _artifact_path(reg, "m", mv.sha256)
+    os.chmod(path, 0o644)  # stored read-only
     with open(path, "r+b") as fh:  # same size, new ctime: the memo must not match
         fh.seek(-8, 2)
         fh.write(b"\x00" * 8)

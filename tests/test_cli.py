@@ -530,6 +530,7 @@ def test_verify_ok_and_repair(path: Path) -> None:
 def test_verify_finds_damage(path: Path) -> None:
     mv = _reg(path).get("churn", "1.1.0")
     artifact = path / "models" / "churn" / "@artifacts" / f"{mv.sha256}.joblib"
+    artifact.chmod(0o644)  # stored read-only
     artifact.write_bytes(b"bit rot")
     proc = _run("verify", registry=path)
     assert proc.returncode == cli.EXIT_INTEGRITY

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -808,6 +809,7 @@ def test_load_detects_a_byte_flipped_in_place(tmp_path: Path) -> None:
     key = _only_artifact(registry, "m")
     path = registry.backend.local_path(key)
     assert path is not None
+    os.chmod(path, 0o644)  # stored read-only
     with open(path, "r+b") as fh:
         data = fh.read()
         fh.seek(data.index(b"tag-CCCC") + 7)

@@ -437,7 +437,12 @@ def test_cache_serves_a_second_load_without_downloading(
 
 
 def _cached_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    skip = ("CACHEDIR.TAG",)  # the cache's own tag, not a cached artifact
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name not in skip
+    )
 
 
 def test_cache_is_bounded_and_evicts_the_least_recently_used(
@@ -483,6 +488,7 @@ def test_cache_detects_a_damaged_file_and_downloads_again(
     mv = reg.save("m", model)
     reg.load("m", "1.0.0")
     (path,) = _cached_files(cache)
+    path.chmod(0o644)  # cached files are read-only
     data = bytearray(path.read_bytes())
     if damage == "flip":
         data[-100] ^= 0xFF
@@ -498,6 +504,7 @@ def test_cache_detects_a_damaged_file_and_downloads_again(
         assert "damaged cache entry" in caplog.text
         caplog.clear()
         assert path.stat().st_size == mv.size
+        path.chmod(0o644)
         if damage == "flip":  # damage again for the next registry
             data = bytearray(path.read_bytes())
             data[-100] ^= 0xFF

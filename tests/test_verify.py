@@ -35,7 +35,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
 def overwrite(backend: Backend, key: str, data: bytes) -> None:
     """Change stored bytes in place, as damage would (bypassing create-if-absent)."""
     if isinstance(backend, LocalBackend):
-        Path(backend._path(key)).write_bytes(data)
+        path = Path(backend._path(key))
+        if path.exists():
+            path.chmod(0o644)  # artifacts are stored read-only
+        path.write_bytes(data)
     else:
         assert isinstance(backend, MemoryBackend)
         backend._data[key] = data

@@ -239,6 +239,8 @@ class _LocalBlob(BlobWriter):
         self._backend = backend
         self._tmp = backend._tmp_path()
         self._fh: IO[bytes] | None = open(self._tmp, "xb", buffering=_BUFFER)  # noqa: SIM115
+        if os.name == "posix":  # stored artifacts are read-only (0o444); unlink still works
+            os.fchmod(self._fh.fileno(), 0o444)
         self._pos = 0
         self._synced = -1  # position of the last fsync
         #: The file being written: the serializer hashes it by reading it back.
