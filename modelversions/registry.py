@@ -272,7 +272,8 @@ class ModelRegistry:
         Raises IntegrityError if its seq is not that of its key, if history entry
         ``seq`` does not exist (a snapshot past the end of the log), or if the entry's
         sha256 differs from the one the snapshot records. Sets ``state.head_sha256``
-        (a snapshot older than the hash chain records none: the entry's hash is used).
+        (a snapshot older than the hash chain records none: the entry's hash is used,
+        provided the entry is older than the chain too).
         """
         if state.seq != seq:
             raise IntegrityError(f"{key} holds the state at entry {state.seq}, not {seq}")
@@ -285,6 +286,12 @@ class ModelRegistry:
                 f"{key} was built from history entry {seq}, which does not exist"
             ) from None
         sha = _state.entry_sha256(data)
+        if state.head_sha256 is None and "prev" in _state.decode(data, entry):
+            # Whoever wrote a chained entry writes its snapshot with the entry's hash.
+            raise IntegrityError(
+                f"{key} records no sha256 of entry {seq}, but that entry is chained "
+                "(a snapshot stripped of its hash)"
+            )
         if state.head_sha256 is not None and state.head_sha256 != sha:
             raise IntegrityError(
                 f"{key} was built from an entry {seq} with sha256 {state.head_sha256}, "
