@@ -706,11 +706,7 @@ class ModelRegistry:
                 events[seq] = cached
                 before = sha
                 out.append(event)
-            if (
-                start <= state.seq
-                and state.head_sha256 is not None
-                and before != state.head_sha256
-            ):
+            if start <= state.seq and state.head_sha256 is not None and before != state.head_sha256:
                 raise IntegrityError(
                     f"history entry {_state.log_key(name, state.seq)} has sha256 {before}, "
                     f"not the {state.head_sha256} this registry's state was built from"
@@ -1309,12 +1305,15 @@ class ModelRegistry:
                 for k in self._backend.list("index/")
                 if k.endswith("/@model")
             }
-            logged = {
-                k.split("/@log/")[0][len("models/") :]
+            in_logs = [
+                (k.split("/@log/")[0][len("models/") :], k)
                 for k in self._backend.list("models/")
                 if "/@log/" in k
-            }
-        for name in sorted(logged - indexed):
+            ]
+        logged = {name for name, _k in in_logs}
+        # A model has entries; stray files alone (reported below) make none.
+        entered = {n for n, k in in_logs if _state.key_seq(k, _state.log_prefix(n))}
+        for name in sorted(entered - indexed):
             problems.append(VerifyProblem("index-missing", name, "not listed by models()"))
             if repair:
                 with _storage("repairing the index"), suppress(FileExistsError):

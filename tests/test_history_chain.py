@@ -427,3 +427,14 @@ def test_verify_beside_prune_and_save_raises_no_false_alarm(store: Backend) -> N
     bad = [str(r) for r in reports if not r.ok]
     assert bad == [], bad[:3]
     assert ModelRegistry(store).verify().problems == ()
+
+
+def test_stray_file_alone_makes_no_model(store: Backend) -> None:
+    ModelRegistry(store).save("m", 1)
+    overwrite(store, "models/ghost/@log/README", b"x")
+    report = ModelRegistry(store).verify(repair=True)
+    assert report.ok, str(report)
+    assert [(p.kind, p.name) for p in report.problems] == [("stray", "ghost")]
+    assert report.removed == ()
+    assert ModelRegistry(store).models() == ["m"]
+    assert not store.exists(_state.index_key("ghost"))
