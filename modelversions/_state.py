@@ -4,6 +4,11 @@ The log is the truth: event ``N`` is created (atomically, create-if-absent) only
 writer that saw events ``1..N-1``. Applying an event never re-derives a rule; the
 event carries the changes it made (the status changes, the pointer move), so replay
 reproduces exactly what was committed.
+
+The log is also a hash chain: entry ``N`` records as ``prev`` the sha256 of the exact
+stored bytes of entry ``N-1`` (:func:`entry_sha256`; ``null`` for entry 1), and a
+snapshot records as ``head_sha256`` that hash of the entry it was built from. Entries
+and snapshots written before the chain lack the fields and are not checked.
 """
 
 from __future__ import annotations

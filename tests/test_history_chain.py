@@ -242,8 +242,10 @@ def test_damage_behind_the_newest_snapshot(store: Backend, damage: str, seq: int
             with pytest.raises(IntegrityError):
                 fresh.current("m")
     # history() and verify() always notice, naming the entry.
-    with pytest.raises(IntegrityError, match=f"{key}|entry {seq}"):
-        ModelRegistry(store).history("m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the snapshot of entry 64 is refused
+        with pytest.raises(IntegrityError, match=f"{key}|entry {seq}"):
+            ModelRegistry(store).history("m")
     report = quiet_verify(store)
     assert not report.ok, str(report)
     expected = "history-gap" if damage == "deleted" else "history-damaged"
