@@ -4,6 +4,11 @@ The log is the truth: event ``N`` is created (atomically, create-if-absent) only
 writer that saw events ``1..N-1``. Applying an event never re-derives a rule; the
 event carries the changes it made (the status changes, the pointer move), so replay
 reproduces exactly what was committed.
+
+The log is also a hash chain: entry ``N`` records as ``prev`` the sha256 of the exact
+stored bytes of entry ``N-1`` (:func:`entry_sha256`; ``null`` for entry 1), and a
+snapshot records as ``head_sha256`` that hash of the entry it was built from. Entries
+and snapshots written before the chain lack the fields and are not checked.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import bisect
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -35,6 +41,35 @@ POINTER_ACTIONS = frozenset({"deploy", "rollback"})
 
 def log_key(name: str, seq: int) -> str:
     return f"models/{name}/@log/{seq:012d}.json"
+
+
+def log_prefix(name: str) -> str:
+    return f"models/{name}/@log/"
+
+
+_SEQ_NAME = re.compile(r"[0-9]{12}\.json")
+
+
+def key_seq(key: str, prefix: str) -> int | None:
+    """The ``seq`` of a log entry or snapshot ``key`` under ``prefix``; None for a stray.
+
+    Only ``<prefix><12 digits>.json`` with a seq of at least 1 is an entry (or a
+    snapshot); anything else in those folders (a README, a ``.bak``) is a stray file.
+    """
+    rest = key[len(prefix) :] if key.startswith(prefix) else ""
+    if not _SEQ_NAME.fullmatch(rest):
+        return None
+    seq = int(rest[:12])
+    return seq if seq >= 1 else None
+
+
+def entry_sha256(data: bytes) -> str:
+    """The hash that chains the history: sha256 of an entry's exact stored bytes.
+
+    Entry ``N`` records this hash of entry ``N-1`` as its ``prev`` (``null`` for entry
+    1), and a snapshot at ``N`` records it for entry ``N`` as its ``head_sha256``.
+    """
+    return hashlib.sha256(data).hexdigest()
 
 
 def snapshot_prefix(name: str) -> str:
@@ -102,6 +137,10 @@ def decode(data: bytes, where: str) -> dict[str, Any]:
     return payload
 
 
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
 def _opt_version(text: str | None) -> Version | None:
     return None if text is None else _parse_version(text)
 
@@ -141,6 +180,8 @@ class ModelState:
     order: list[Version] = dataclasses.field(default_factory=list)
     pointers: dict[str, Version] = dataclasses.field(default_factory=dict)
     last_time: datetime | None = None
+    # sha256 of the stored bytes of entry ``seq`` (see entry_sha256); None when unknown.
+    head_sha256: str | None = None
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
     _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
@@ -193,8 +234,12 @@ class ModelState:
             raise IntegrityError(f"{where} names version {text} which does not exist")
         return v
 
-    def apply(self, payload: Mapping[str, Any]) -> None:
-        """Apply one log entry; raise IntegrityError (changing nothing) if it does not fit."""
+    def apply(self, payload: Mapping[str, Any], *, sha256: str | None = None) -> None:
+        """Apply one log entry; raise IntegrityError (changing nothing) if it does not fit.
+
+        ``sha256`` is :func:`entry_sha256` of the entry's stored bytes: it becomes
+        ``head_sha256``, which the next entry's ``prev`` must equal.
+        """
         where = f"history entry {payload.get('seq')} of model {self.name!r}"
         try:
             self._apply(payload, where)
@@ -202,11 +247,34 @@ class ModelState:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
+        self.head_sha256 = sha256
+
+    def check_prev(self, payload: Mapping[str, Any], where: str) -> None:
+        """Entry ``seq + 1`` must record the hash of entry ``seq`` as its ``prev``.
+
+        Entries written before the chain existed have no ``prev`` and are not checked
+        (the next entry that has one still pins their bytes); nor is an entry whose
+        predecessor's hash is unknown (``head_sha256`` None past entry 0).
+        """
+        if "prev" not in payload:
+            return
+        prev = payload["prev"]
+        if self.seq == 0:
+            if prev is not None:
+                raise IntegrityError(f"{where} is the first entry but records a previous one")
+            return
+        if self.head_sha256 is not None and prev != self.head_sha256:
+            raise IntegrityError(
+                f"{where} records {prev!r} as the sha256 of entry {self.seq}, which hashes "
+                f"to {self.head_sha256}: entry {self.seq} was replaced or the history "
+                "rewritten (broken hash chain)"
+            )
 
     def _apply(self, payload: Mapping[str, Any], where: str) -> None:
         seq = int(payload["seq"])
         if seq != self.seq + 1:
             raise IntegrityError(f"{where} follows entry {self.seq}: the history has a gap")
+        self.check_prev(payload, where)
         if payload.get("name") != self.name:
             raise IntegrityError(f"{where} belongs to model {payload.get('name')!r}")
         action = payload["action"]
@@ -284,6 +352,7 @@ class ModelState:
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
+            "head_sha256": self.head_sha256,
             "versions": [self.records[v].to_dict() for v in self.order],
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
         }
@@ -312,9 +381,11 @@ class ModelState:
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
+            "head_sha256": self.head_sha256,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
         }
-        # Keys sort as name, pointers, schema, seq, versions: append "versions" last.
+        # Keys sort as head_sha256, name, pointers, schema, seq, versions: append
+        # "versions" last.
         text = json.dumps(head, separators=(",", ":"), sort_keys=True)
         return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
 
@@ -329,6 +400,12 @@ class ModelState:
             state.order = sorted(state.records)
             state._parsed = {str(v): v for v in state.order}
             state.pointers = {env: _parse_version(v) for env, v in payload["pointers"].items()}
+            head = payload.get("head_sha256")  # absent in snapshots older than the chain
+            if head is not None and not (
+                isinstance(head, str) and len(head) == 64 and _is_hex(head)
+            ):
+                raise ValueError(f"head_sha256 {head!r} is not a sha256")
+            state.head_sha256 = head
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():

@@ -67,6 +67,9 @@ def _snapshot_due(state: ModelState) -> bool:
     return state.seq % every == 0
 
 
+# Marks a cached history entry written before the hash chain (it has no "prev").
+_UNCHAINED = object()
+
 _SMALL_ARTIFACT = 64 * 1024 * 1024
 _VERIFIED_MEMO = 4096
 
@@ -116,7 +119,8 @@ class VerifyProblem:
 
     ``kind`` is one of ``artifact-missing``, ``artifact-damaged``, ``history-damaged``,
     ``history-gap``, ``snapshot-damaged``, ``index-missing``, ``orphan-artifact``,
-    ``temporary``.
+    ``temporary``, ``stray`` (a file in ``@log/`` or ``@snapshots/`` that is not one
+    of ours: listed, never removed, harmless).
     """
 
     kind: str
@@ -136,7 +140,8 @@ class VerifyReport:
     """What :meth:`ModelRegistry.verify` checked and found.
 
     ``ok`` is true when no problem damages committed data (orphaned leftovers of
-    interrupted writes are listed in ``problems`` but do not make it false).
+    interrupted writes and stray files are listed in ``problems`` but do not make it
+    false). A damaged snapshot does: readers may have served it.
     """
 
     models: int
@@ -145,7 +150,7 @@ class VerifyReport:
     problems: tuple[VerifyProblem, ...]
     removed: tuple[str, ...]
 
-    _HARMLESS = frozenset({"orphan-artifact", "temporary", "snapshot-damaged", "index-missing"})
+    _HARMLESS = frozenset({"orphan-artifact", "temporary", "stray", "index-missing"})
 
     @property
     def ok(self) -> bool:
@@ -201,7 +206,8 @@ class ModelRegistry:
         self._host = socket.gethostname()
         self._lock = threading.RLock()
         self._states: dict[str, ModelState] = {}
-        self._events: dict[str, dict[int, Event]] = {}
+        # Per model: seq -> (event, sha256 of the entry's bytes, its "prev" or _UNCHAINED).
+        self._events: dict[str, dict[int, tuple[Event, str, object]]] = {}
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)
@@ -235,19 +241,65 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ state reading
     def _load_snapshot(self, name: str) -> ModelState:
+        """The newest snapshot of ``name`` that checks out, else the empty state.
+
+        A snapshot is used only if its checksum holds, it names this model and the seq
+        of its key, and the history entry it was built from exists with the sha256 it
+        records (one small read). Any other is ignored with a warning and the next
+        older one (or the log from entry 1) is used: a snapshot is a cache of the log.
+        """
+        prefix = _state.snapshot_prefix(name)
         with _storage(f"listing snapshots of {name!r}"):
-            keys = self._backend.list(_state.snapshot_prefix(name))
+            keys = self._backend.list(prefix)
         for key in reversed(keys):
+            seq = _state.key_seq(key, prefix)
+            if seq is None:
+                continue  # a stray file, not a snapshot (verify() lists it)
             try:
                 with _storage(f"reading {key}"):
                     data = self._backend.read(key)
-                return ModelState.from_snapshot(_state.decode(data, key), name)
+                state = ModelState.from_snapshot(_state.decode(data, key), name)
+                self._check_snapshot_head(state, key, seq)
+                return state
             except FileNotFoundError:
                 continue  # removed by a newer snapshot's writer; try the next
             except IntegrityError as exc:
                 warnings.warn(f"ignoring damaged snapshot: {exc}", stacklevel=3)
                 continue  # a snapshot is only a cache of the log
         return ModelState(name=name)
+
+    def _check_snapshot_head(self, state: ModelState, key: str, seq: int) -> None:
+        """Check snapshot ``key`` (read as ``state``) against the entry it was built from.
+
+        Raises IntegrityError if its seq is not that of its key, if history entry
+        ``seq`` does not exist (a snapshot past the end of the log), or if the entry's
+        sha256 differs from the one the snapshot records. Sets ``state.head_sha256``
+        (a snapshot older than the hash chain records none: the entry's hash is used,
+        provided the entry is older than the chain too).
+        """
+        if state.seq != seq:
+            raise IntegrityError(f"{key} holds the state at entry {state.seq}, not {seq}")
+        entry = _state.log_key(state.name, seq)
+        try:
+            with _storage(f"reading {entry}"):
+                data = self._backend.read(entry)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{key} was built from history entry {seq}, which does not exist"
+            ) from None
+        sha = _state.entry_sha256(data)
+        if state.head_sha256 is None and "prev" in _state.decode(data, entry):
+            # Whoever wrote a chained entry writes its snapshot with the entry's hash.
+            raise IntegrityError(
+                f"{key} records no sha256 of entry {seq}, but that entry is chained "
+                "(a snapshot stripped of its hash)"
+            )
+        if state.head_sha256 is not None and state.head_sha256 != sha:
+            raise IntegrityError(
+                f"{key} was built from an entry {seq} with sha256 {state.head_sha256}, "
+                f"but {entry} has sha256 {sha}"
+            )
+        state.head_sha256 = sha
 
     def _refresh(self, name: str) -> ModelState:
         """Bring the cached state of ``name`` up to the newest committed event."""
@@ -264,7 +316,7 @@ class ModelRegistry:
                 if first and self._gap_after(name, state.seq):
                     continue  # a writer committed the missing entry meanwhile: read on
                 break
-            state.apply(_state.decode(data, key))
+            state.apply(_state.decode(data, key), sha256=_state.entry_sha256(data))
         if first:  # cached only once whole: a damaged history is refused on every read
             self._states[name] = state
         return state
@@ -352,6 +404,8 @@ class ModelRegistry:
         for _attempt in range(self._max_retries):
             with self._lock:
                 payload, state = self._next_event(name, build, new_model=new_model)
+                if state.seq == 0 or state.head_sha256 is not None:
+                    payload["prev"] = state.head_sha256  # chains this entry to the last
                 seq = payload["seq"]
                 key = _state.log_key(name, seq)
                 data = _state.encode(payload)
@@ -362,7 +416,7 @@ class ModelRegistry:
                 except OSError as exc:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
                 else:
-                    state.apply(payload)
+                    state.apply(payload, sha256=_state.entry_sha256(data))
                     if _snapshot_due(state):
                         self._write_snapshot(state)
                     return payload, state
@@ -400,8 +454,9 @@ class ModelRegistry:
             warnings.warn(f"could not write snapshot {key} (a cache only): {exc}", stacklevel=4)
             return
         try:
-            older = self._backend.list(_state.snapshot_prefix(state.name))[:-2]
-            for old in older:
+            prefix = _state.snapshot_prefix(state.name)
+            ours = [k for k in self._backend.list(prefix) if _state.key_seq(k, prefix)]
+            for old in ours[:-2]:
                 self._backend.delete(old)
         except OSError as exc:
             warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
@@ -612,8 +667,14 @@ class ModelRegistry:
         ``start`` skips the events before that ``seq`` without reading them (e.g. to
         follow a history: pass the last ``seq`` seen plus one).
 
+        Every entry from ``start`` on is read (once per registry object) and checked:
+        its checksum, and the hash chain (each entry's ``prev`` is the sha256 of the
+        entry before it), so a missing, truncated or replaced entry raises even where
+        reads that start from a snapshot do not look.
+
         Raises:
             ModelNotFoundError: no such model.
+            IntegrityError: an entry is missing, damaged or breaks the hash chain.
         """
         if env is not None:
             check_env(env)
@@ -623,17 +684,35 @@ class ModelRegistry:
         with self._lock:
             events = self._events.setdefault(name, {})
             out = []
+            # The sha256 of the entry before `seq`, when known (None before entry 1).
+            before = events[start - 1][1] if start - 1 in events else None
             for seq in range(start, state.seq + 1):
-                event = events.get(seq)
-                if event is None:
-                    key = _state.log_key(name, seq)
+                key = _state.log_key(name, seq)
+                cached = events.get(seq)
+                if cached is None:
                     with _storage(f"reading {key}"):
                         try:
                             data = self._backend.read(key)
                         except FileNotFoundError as exc:
                             raise IntegrityError(f"history entry {key} is missing") from exc
-                    event = events[seq] = self._event(_state.decode(data, key))
+                    payload = _state.decode(data, key)
+                    prev = payload.get("prev", _UNCHAINED)
+                    cached = (self._event(payload), _state.entry_sha256(data), prev)
+                event, sha, prev = cached
+                if prev is not _UNCHAINED and (seq == 1 or before is not None) and prev != before:
+                    raise IntegrityError(
+                        f"history entry {_state.log_key(name, seq - 1)} was replaced or "
+                        f"damaged: {key} records its sha256 as {prev}, it is {before} "
+                        "(broken hash chain; run verify())"
+                    )
+                events[seq] = cached
+                before = sha
                 out.append(event)
+            if start <= state.seq and state.head_sha256 is not None and before != state.head_sha256:
+                raise IntegrityError(
+                    f"history entry {_state.log_key(name, state.seq)} has sha256 {before}, "
+                    f"not the {state.head_sha256} this registry's state was built from"
+                )
         if env is not None:
             out = [e for e in out if e.env == env]
         return out
@@ -1243,9 +1322,13 @@ class ModelRegistry:
         Replays every model's history from the first entry (not from snapshots),
         checks each env's pointer chain, compares the newest snapshot with the replay,
         and hashes every artifact. With ``repair=True`` it removes only provable
-        garbage: temporaries of dead writers, and unreferenced artifacts older than
-        ``min_age`` seconds (left by saves that died before committing). It never
-        removes anything a committed version uses.
+        garbage: temporaries of dead writers, unreferenced artifacts older than
+        ``min_age`` seconds (left by saves that died before committing), and damaged
+        snapshots (a cache the log rebuilds). It never removes anything a committed
+        version uses, nor a stray file it did not write.
+
+        An artifact found missing is checked again against the model's newest state:
+        a ``prune`` or ``delete`` committed meanwhile is not reported.
 
         >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
         >>> reg.verify().ok
@@ -1263,12 +1346,15 @@ class ModelRegistry:
                 for k in self._backend.list("index/")
                 if k.endswith("/@model")
             }
-            logged = {
-                k.split("/@log/")[0][len("models/") :]
+            in_logs = [
+                (k.split("/@log/")[0][len("models/") :], k)
                 for k in self._backend.list("models/")
                 if "/@log/" in k
-            }
-        for name in sorted(logged - indexed):
+            ]
+        logged = {name for name, _k in in_logs}
+        # A model has entries; stray files alone (reported below) make none.
+        entered = {n for n, k in in_logs if _state.key_seq(k, _state.log_prefix(n))}
+        for name in sorted(entered - indexed):
             problems.append(VerifyProblem("index-missing", name, "not listed by models()"))
             if repair:
                 with _storage("repairing the index"), suppress(FileExistsError):
@@ -1280,7 +1366,11 @@ class ModelRegistry:
             if state is None:
                 continue
             n_versions += len(state.records)
-            problems.extend(self._check_snapshots(name, state.seq))
+            snap_problems, snap_removed = self._check_snapshots(
+                name, state.seq, repair=repair and not log_problems
+            )
+            problems.extend(snap_problems)
+            removed.extend(snap_removed)
             referenced = state.referenced_artifacts()
             checked: dict[str, str | None] = {}
             for mv in state.versions():
@@ -1291,6 +1381,8 @@ class ModelRegistry:
                     checked[mv.sha256] = self._check_artifact(key, mv, serialization)
                     n_artifacts += 1
                 err = checked[mv.sha256]
+                if err == "missing":
+                    err = self._recheck_missing(name, mv, key, serialization)
                 if err is not None:
                     kind = "artifact-missing" if err == "missing" else "artifact-damaged"
                     problems.append(VerifyProblem(kind, name, err, str(mv.version)))
@@ -1326,29 +1418,61 @@ class ModelRegistry:
             removed=tuple(removed),
         )
 
-    def _check_snapshots(self, name: str, seq: int) -> list[VerifyProblem]:
-        """Every stored snapshot of ``name`` up to ``seq`` must read and match the log."""
-        problems = []
+    def _check_snapshots(
+        self, name: str, seq: int, *, repair: bool
+    ) -> tuple[list[VerifyProblem], list[str]]:
+        """Check every stored snapshot of ``name`` against the log replayed to ``seq``.
+
+        A snapshot must read, match the sha256 of the entry it was built from, and
+        equal the replay at that entry; one past ``seq`` must name an entry committed
+        since. Returns the problems, and the damaged snapshots removed when ``repair``
+        (a snapshot is a cache: the log rebuilds it).
+        """
+        problems: list[VerifyProblem] = []
+        removed: list[str] = []
+        prefix = _state.snapshot_prefix(name)
         with _storage(f"listing snapshots of {name!r}"):
-            keys = self._backend.list(_state.snapshot_prefix(name))
+            keys = self._backend.list(prefix)
         for key in keys:
+            snap_seq = _state.key_seq(key, prefix)
+            if snap_seq is None:
+                problems.append(VerifyProblem("stray", name, f"{key} is not a snapshot"))
+                continue
             try:
                 with _storage(f"reading {key}"):
                     data = self._backend.read(key)
                 snap = ModelState.from_snapshot(_state.decode(data, key), name)
+                self._check_snapshot_head(snap, key, snap_seq)
+                if snap.seq <= seq:  # else written after the replay, from an entry that exists
+                    partial = self._replay_to(name, snap.seq)
+                    if partial is not None and not partial.same_as(snap):
+                        raise IntegrityError(f"{key} differs from the log")
             except FileNotFoundError:
                 continue  # replaced by a newer snapshot meanwhile
             except IntegrityError as exc:
                 problems.append(VerifyProblem("snapshot-damaged", name, str(exc)))
-                continue
-            if snap.seq > seq:
-                continue  # written after the replay
-            partial = self._replay_to(name, snap.seq)
-            if partial is not None and not partial.same_as(snap):
-                problems.append(
-                    VerifyProblem("snapshot-damaged", name, f"{key} differs from the log")
-                )
-        return problems
+                if repair:
+                    with _storage(f"removing {key}"), suppress(FileNotFoundError):
+                        self._backend.delete(key)
+                    removed.append(key)
+        return problems, removed
+
+    def _recheck_missing(
+        self, name: str, mv: ModelVersion, key: str, serialization: Any
+    ) -> str | None:
+        """Check a missing artifact again against the newest state of ``name``.
+
+        A ``prune`` or ``delete`` that committed after verify's replay removes the
+        artifact legitimately: that is no problem. Returns the problem, or None.
+        """
+        try:
+            with self._lock:
+                now = self._refresh(name).records.get(mv.version)
+        except IntegrityError:
+            return "missing"
+        if now is None or now.pruned or now.sha256 != mv.sha256:
+            return None
+        return self._check_artifact(key, now, serialization)
 
     def _older_than(self, key: str, min_age: float) -> bool:
         if min_age <= 0:
@@ -1371,7 +1495,8 @@ class ModelRegistry:
             return f"{key}: sha256 {sha} ({size} bytes), expected {mv.sha256} ({mv.size} bytes)"
         return None
 
-    def _read_log(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _read_log(self, name: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """Each entry of ``name`` from 1 on, as (key, payload, sha256 of its bytes)."""
         seq = 1
         while True:
             key = _state.log_key(name, seq)
@@ -1380,16 +1505,16 @@ class ModelRegistry:
                     data = self._backend.read(key)
             except FileNotFoundError:
                 return
-            yield key, _state.decode(data, key)
+            yield key, _state.decode(data, key), _state.entry_sha256(data)
             seq += 1
 
     def _replay_to(self, name: str, seq: int) -> ModelState | None:
         state = ModelState(name=name)
         try:
-            for _key, payload in self._read_log(name):
+            for _key, payload, sha in self._read_log(name):
                 if state.seq >= seq:
                     break
-                state.apply(payload)
+                state.apply(payload, sha256=sha)
         except IntegrityError:
             return None
         return state
@@ -1399,20 +1524,28 @@ class ModelRegistry:
         state = ModelState(name=name)
         # List before replaying: entries committed meanwhile then only extend the
         # replay, and an entry listed but not replayed is a real gap.
+        prefix = _state.log_prefix(name)
         with _storage(f"listing the history of {name!r}"):
-            entries = self._backend.list(f"models/{name}/@log/")
+            listed = self._backend.list(prefix)
+        last = 0
+        for key in listed:
+            seq = _state.key_seq(key, prefix)
+            if seq is None:
+                problems.append(VerifyProblem("stray", name, f"{key} is not a history entry"))
+            else:
+                last = max(last, seq)
         try:
-            for _key, payload in self._read_log(name):
-                state.apply(payload)
+            for _key, payload, sha in self._read_log(name):
+                state.apply(payload, sha256=sha)
         except IntegrityError as exc:
             problems.append(VerifyProblem("history-damaged", name, str(exc)))
             return None, problems
-        if len(entries) > state.seq:
+        if last > state.seq:
             problems.append(
                 VerifyProblem(
                     "history-gap",
                     name,
-                    f"{len(entries)} history entries stored but only 1..{state.seq} are contiguous",
+                    f"history entry {last} is stored but only 1..{state.seq} are contiguous",
                 )
             )
         return state, problems

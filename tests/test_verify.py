@@ -4,7 +4,8 @@ Each test damages a registry the way disks and people do (a flipped byte in an
 artifact, a truncated history entry, an entry pointing at a version that does not
 exist, a missing entry, a damaged snapshot), then checks that ``verify()`` names
 the damage with the right ``kind``, that reading refuses it with
-:class:`IntegrityError`, and that ``verify(repair=True)`` removes nothing committed.
+:class:`IntegrityError`, and that ``verify(repair=True)`` removes nothing committed
+(a damaged snapshot, a cache, it removes).
 They run on the local folder and the memory backend.
 """
 
@@ -124,8 +125,10 @@ def test_truncated_history_entry(store: Backend, seq: int) -> None:
 def _append_by_hand(backend: Backend, **fields: object) -> None:
     """Append a history entry that copies the last one, with ``fields`` changed."""
     last = max(int(k.rsplit("/", 1)[1].split(".")[0]) for k in backend.list("models/m/@log/"))
-    payload = _state.decode(backend.read(_state.log_key("m", last)), "last")
-    payload.update(seq=last + 1, **fields)
+    data = backend.read(_state.log_key("m", last))
+    payload = _state.decode(data, "last")
+    # Chained correctly (prev: the hash of the last entry), so only ``fields`` are wrong.
+    payload.update(seq=last + 1, prev=_state.entry_sha256(data), **fields)
     backend.create(_state.log_key("m", last + 1), _state.encode(payload))
 
 
@@ -208,13 +211,18 @@ def test_damaged_snapshot_is_reported_and_the_log_is_served(store: Backend, dama
 
     report = ModelRegistry(store).verify()
     assert "snapshot-damaged" in {p.kind for p in report.problems}, str(report)
-    assert report.ok  # a snapshot is a cache of the log: committed data is whole
+    assert not report.ok  # damage: a reader may have served it
     with pytest.warns(UserWarning, match="damaged snapshot"):
         fresh = ModelRegistry(store)
         current = fresh.current("m")
     assert current is not None and str(current.version) == "1.1.0"
     assert fresh.load("m") == {"i": 1}
-    assert_repair_keeps_everything(store)
+    # Repair removes the damaged snapshot (a cache) and nothing else.
+    before = stored(store)
+    repaired = ModelRegistry(store).verify(repair=True, min_age=0)
+    assert repaired.removed == (key,), str(repaired)
+    assert stored(store) == {k: v for k, v in before.items() if k != key}
+    assert ModelRegistry(store).verify().problems == ()
 
 
 # ---------------------------------------------------------------------- repair
@@ -279,7 +287,7 @@ def test_parseable_flip_in_a_snapshot_is_caught(store: Backend) -> None:
         current = fresh.current("m")
     assert current is not None and str(current.version) == "1.1.0"  # rebuilt from the log
     report = ModelRegistry(store).verify()
-    # A snapshot is a cache of the log: reported, but committed data is intact.
-    assert report.ok
+    # Reported as damage (a reader could have served it); the log is intact.
+    assert not report.ok
     assert [p.kind for p in report.problems] == ["snapshot-damaged"]
     assert "checksum" in report.problems[0].detail
