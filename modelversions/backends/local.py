@@ -135,8 +135,11 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
         self._dirs: OrderedDict[str, int] = OrderedDict()  # folder -> descriptor, for reads
         self._make_root()
-        with contextlib.suppress(StorageError):  # a planted .tmp link: verify() reports it
-            _close(self._walk([_TMP], create=True))
+        if not os.path.lexists(self._tmpdir):  # a planted .tmp link: verify() reports it
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self._tmpdir)
+                if self.durable:
+                    _fsync_dir(self.root)
 
     # -- helpers -------------------------------------------------------------------
     def _path(self, key: str) -> str:
@@ -651,10 +654,11 @@ class LocalBackend(Backend):
         """Close the folder descriptors kept for reads (reopened on the next read)."""
         self._forget_dirs()
 
-    def __del__(self) -> None:
+    def __del__(self, _close_fd: Callable[[int], None] = os.close) -> None:
+        # Bound at import: a collection may run at any moment, even at interpreter exit.
         with contextlib.suppress(Exception):
             for fd in getattr(self, "_dirs", {}).values():
-                os.close(fd)
+                _close_fd(fd)
 
 
 class _LocalBlob(BlobWriter):
