@@ -260,7 +260,10 @@ def _open(args: argparse.Namespace) -> ModelRegistry:
         raise _Failure(f"no registry given: pass --registry URI or set {ENV_VAR}", EXIT_USAGE)
     if "://" not in location or location.startswith("file://"):
         folder = location[len("file://") :] if location.startswith("file://") else location
-        if not os.path.isdir(folder):
+        folder = os.path.expanduser(folder)
+        # A missing folder is a typo, not a registry to create; anything else that is
+        # not a folder (a file) gets the library's own StorageError message.
+        if not os.path.lexists(folder):
             raise _Failure(f"no registry at {folder!r}: the folder does not exist", EXIT_NOT_FOUND)
     return ModelRegistry(location)
 

@@ -120,7 +120,8 @@ class VerifyProblem:
     ``kind`` is one of ``artifact-missing``, ``artifact-damaged``, ``history-damaged``,
     ``history-gap``, ``snapshot-damaged``, ``index-missing``, ``orphan-artifact``,
     ``temporary``, ``stray`` (a file in ``@log/`` or ``@snapshots/`` that is not one
-    of ours: listed, never removed, harmless).
+    of ours: listed, never removed, harmless), ``symlink`` (a symbolic link below a local
+    registry's folder: never followed; while one exists nothing else is checked or repaired).
     """
 
     kind: str
@@ -564,14 +565,22 @@ class ModelRegistry:
         """Store the artifact; return its sha256, size and whether it was new."""
         from modelversions.serialization import dump_model
 
-        with _storage(f"writing an artifact of {name!r}"):
-            blob = self._backend.open_blob()
-            try:
-                sha256, size = dump_model(model, blob)
-                created = blob.commit(_state.artifact_key(name, sha256))
-            except BaseException:
-                blob.abort()
+        what = f"writing an artifact of {name!r}"
+        try:
+            with _storage(what):
+                blob = self._backend.open_blob()
+                try:
+                    sha256, size = dump_model(model, blob)
+                    created = blob.commit(_state.artifact_key(name, sha256))
+                except BaseException:
+                    blob.abort()
+                    raise
+        except (FileNotFoundError, FileExistsError) as exc:
+            # e.g. its temporary removed under it: nothing was stored, say so as a
+            # StorageError (VersionExistsError and the like are not OSErrors here).
+            if isinstance(exc, ModelVersionsError):
                 raise
+            raise StorageError(f"storage failed while {what}: {exc}; nothing was saved") from exc
         return sha256, size, created
 
     def _ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
@@ -1322,10 +1331,12 @@ class ModelRegistry:
         Replays every model's history from the first entry (not from snapshots),
         checks each env's pointer chain, compares the newest snapshot with the replay,
         and hashes every artifact. With ``repair=True`` it removes only provable
-        garbage: temporaries of dead writers, unreferenced artifacts older than
-        ``min_age`` seconds (left by saves that died before committing), and damaged
-        snapshots (a cache the log rebuilds). It never removes anything a committed
-        version uses, nor a stray file it did not write.
+        garbage: temporaries older than ``min_age`` seconds whose writer is not alive
+        (never a younger one), unreferenced artifacts older than ``min_age`` seconds (left
+        by saves that died before committing), and damaged snapshots (a cache the log
+        rebuilds). It never removes anything a committed version uses, nor a stray file it
+        did not write. A symbolic link below a local registry's folder is reported as a
+        ``symlink`` problem, and then nothing else is checked or repaired.
 
         An artifact found missing is checked again against the model's newest state:
         a ``prune`` or ``delete`` committed meanwhile is not reported.
@@ -1340,6 +1351,22 @@ class ModelRegistry:
         removed: list[str] = []
         n_versions = 0
         n_artifacts = 0
+        with _storage("looking for symbolic links"):
+            unsafe = self._backend.unsafe_entries()
+        if unsafe:
+            # Following one could read, write or delete outside the registry: report
+            # each, touch nothing (not even with repair), check nothing else.
+            for path in unsafe:
+                problems.append(
+                    VerifyProblem(
+                        "symlink",
+                        None,
+                        f"{path} is a symbolic link; the registry never follows one: remove "
+                        "it (or put what it points to in its place) and verify again; "
+                        "nothing else was checked or repaired",
+                    )
+                )
+            return VerifyReport(0, 0, 0, tuple(problems), ())
         with _storage("listing models"):
             indexed = {
                 k[len("index/") : -len("/@model")]

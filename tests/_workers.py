@@ -296,6 +296,10 @@ class IOTrap:
     def fd_path(self, fd: Any) -> str:
         return self._fds.get(fd, f"fd {fd}") if isinstance(fd, int) else str(fd)
 
+    def at_path(self, path: Any, dir_fd: int | None) -> str:
+        """The path a ``*at`` call (``dir_fd=``) names, as the folder was opened."""
+        return str(path) if dir_fd is None else f"{self.fd_path(dir_fd)}/{path}"
+
     # -- installing -------------------------------------------------------------------
     def install(self) -> IOTrap:
         from modelversions.backends import local
@@ -343,9 +347,10 @@ class _OsProxy:
         if attr == "open":
 
             def opened(path: Any, *args: Any, **kwargs: Any) -> Any:
-                trap.hit("open", str(path))
+                where = trap.at_path(path, kwargs.get("dir_fd"))
+                trap.hit("open", where)
                 fd = real(path, *args, **kwargs)
-                trap._fds[fd] = str(path)
+                trap._fds[fd] = where
                 return fd
 
             return opened
@@ -354,9 +359,10 @@ class _OsProxy:
             if attr in ("write", "fsync", "close"):
                 where = trap.fd_path(first)
             elif attr in ("link", "replace", "rename"):
-                where = f"{first} -> {args[0]}"
+                src = trap.at_path(first, kwargs.get("src_dir_fd"))
+                where = f"{src} -> {trap.at_path(args[0], kwargs.get('dst_dir_fd'))}"
             else:
-                where = str(first)
+                where = trap.at_path(first, kwargs.get("dir_fd"))
             trap.hit(attr, where)
             return real(first, *args, **kwargs)
 

@@ -575,12 +575,12 @@ def test_damaged_history_is_an_integrity_error(path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
 def test_storage_failure(path: Path) -> None:
-    # A symlink loop where the next history entry would be: reading it fails with ELOOP,
-    # an OSError the registry reports as StorageError.
+    # A symlink loop where the next history entry would be: the local backend refuses
+    # to follow it, a StorageError naming the link.
     loop = path / "models" / "fraud" / "@log" / "000000000002.json"
     os.symlink(loop.name, loop)
     error = _fails(cli.EXIT_STORAGE, "list", "fraud", registry=path)
-    assert "storage failed" in error
+    assert "is a symbolic link" in error and "000000000002.json" in error
 
 
 @pytest.mark.parametrize(

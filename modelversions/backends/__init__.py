@@ -20,8 +20,9 @@ The primitives (see ``docs/backends.md`` for the full contract):
 ``delete(key)``        remove a key; a missing key is not an error
 =====================  ==================================================================
 
-Optional: ``local_path(key)`` (a filesystem path, lets joblib memory-map) and
-``cleanup(...)`` (remove temporaries left by writers that died).
+Optional: ``local_path(key)`` (a filesystem path, lets joblib memory-map),
+``cleanup(...)`` (remove temporaries left by writers that died) and
+``unsafe_entries()`` (entries the backend refuses to follow, e.g. symlinks in a folder).
 
 Backends are opened from a URI through one scheme table::
 
@@ -153,8 +154,16 @@ class Backend(abc.ABC):
     def cleanup(self, *, min_age: float = 3600.0, dry_run: bool = False) -> builtins.list[str]:
         """Remove temporaries of writers that died; return what was (or would be) removed.
 
-        Only provable garbage: temporaries of dead processes of this host, or of any
-        writer when older than ``min_age`` seconds. Never a committed object.
+        Only provable garbage: temporaries older than ``min_age`` seconds (never a
+        younger one, whatever process wrote it). Never a committed object.
+        """
+        return []
+
+    def unsafe_entries(self) -> builtins.list[str]:
+        """Paths in the store the backend refuses to follow, such as symbolic links.
+
+        :meth:`ModelRegistry.verify` reports each as a ``symlink`` problem and then
+        checks and repairs nothing else. Default: none.
         """
         return []
 
