@@ -141,6 +141,13 @@ class ModelState:
     order: list[Version] = dataclasses.field(default_factory=list)
     pointers: dict[str, Version] = dataclasses.field(default_factory=dict)
     last_time: datetime | None = None
+    # Version numbers are never reused: versions deleted (-> the delete's time) and the
+    # highest version ever saved, deleted or not.
+    deleted: dict[Version, str] = dataclasses.field(default_factory=dict)
+    highest: Version | None = None
+    # Built from a snapshot written before `deleted`/`highest` were kept (they may be
+    # incomplete): readers replay the log instead (see ModelRegistry._load_snapshot).
+    legacy: bool = dataclasses.field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
     _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
@@ -265,10 +272,13 @@ class ModelState:
         if new_record is not None:
             self.records[new_record.version] = new_record
             bisect.insort(self.order, new_record.version)
+            if self.highest is None or new_record.version > self.highest:
+                self.highest = new_record.version
         self.records.update(updates)
         if deleted is not None:
             del self.records[deleted]
             self.order.remove(deleted)
+            self.deleted[deleted] = str(payload["time"])
         if pointer is not None:
             env, target = pointer
             if target is None:
@@ -286,6 +296,14 @@ class ModelState:
             "seq": self.seq,
             "versions": [self.records[v].to_dict() for v in self.order],
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+            **self._reuse_fields(),
+        }
+
+    def _reuse_fields(self) -> dict[str, Any]:
+        """The snapshot fields that keep version numbers from being reused."""
+        return {
+            "deleted": {str(v): t for v, t in sorted(self.deleted.items())},
+            "highest": None if self.highest is None else str(self.highest),
         }
 
     def encode_snapshot(self) -> bytes:
@@ -313,8 +331,9 @@ class ModelState:
             "name": self.name,
             "seq": self.seq,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+            **self._reuse_fields(),
         }
-        # Keys sort as name, pointers, schema, seq, versions: append "versions" last.
+        # "versions" sorts after every other key: append it last.
         text = json.dumps(head, separators=(",", ":"), sort_keys=True)
         return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
 
@@ -329,6 +348,13 @@ class ModelState:
             state.order = sorted(state.records)
             state._parsed = {str(v): v for v in state.order}
             state.pointers = {env: _parse_version(v) for env, v in payload["pointers"].items()}
+            if "deleted" in payload and "highest" in payload:
+                state.deleted = {_parse_version(v): str(t) for v, t in payload["deleted"].items()}
+                top = payload["highest"]
+                state.highest = None if top is None else _parse_version(top)
+            else:  # written by an older version of this library
+                state.legacy = True
+                state.highest = state.order[-1] if state.order else None
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():
@@ -337,8 +363,14 @@ class ModelState:
         return state
 
     def same_as(self, other: ModelState) -> bool:
+        reuse = (
+            self.legacy
+            or other.legacy
+            or (self.deleted == other.deleted and str(self.highest) == str(other.highest))
+        )
         return (
-            self.seq == other.seq
+            reuse
+            and self.seq == other.seq
             and self.pointers == other.pointers
             and [self.records[v].to_dict() for v in self.order]
             == [other.records[v].to_dict() for v in other.order]
