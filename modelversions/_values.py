@@ -75,8 +75,8 @@ class FrozenDict(dict[str, Any]):
     def __repr__(self) -> str:
         return f"FrozenDict({dict.__repr__(self)})"
 
-    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
-        return (FrozenDict, (dict(self),))
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return (from_json, (to_json(self),))  # from_json restores the shared NaN
 
     def __copy__(self) -> FrozenDict:
         return self
@@ -95,8 +95,8 @@ class FrozenList(list[Any]):
     def __repr__(self) -> str:
         return f"FrozenList({list.__repr__(self)})"
 
-    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
-        return (FrozenList, (list(self),))
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return (from_json, (to_json(self),))
 
     def __copy__(self) -> FrozenList:
         return self
