@@ -22,6 +22,7 @@ from modelversions.records import (
     ModelVersion,
     Status,
     StatusChange,
+    _opt_text,
     _parse_status,
     _parse_ts,
     _parse_version,
@@ -117,9 +118,9 @@ def event_from_payload(payload: Mapping[str, Any]) -> Event:
         env=payload.get("env"),
         from_version=_opt_version(payload.get("from_version")),
         to_version=_opt_version(payload.get("to_version")),
-        reason=payload.get("reason"),
-        user=payload.get("user"),
-        host=payload.get("host"),
+        reason=_opt_text(payload.get("reason")),
+        user=_opt_text(payload.get("user")),
+        host=_opt_text(payload.get("host")),
         changes=tuple(
             StatusChange(
                 _parse_version(c["version"]), _parse_status(c["from"]), _parse_status(c["to"])
@@ -238,8 +239,8 @@ class ModelState:
                 mv = _replace(
                     mv,
                     status=new,
-                    failure_reason=change.get("reason"),
-                    failed_env=change.get("env"),
+                    failure_reason=_opt_text(change.get("reason")),
+                    failed_env=_opt_text(change.get("env")),
                 )
             else:
                 mv = _replace(mv, status=new, failure_reason=None, failed_env=None)

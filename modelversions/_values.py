@@ -157,7 +157,8 @@ def _normalize(value: Any, path: str, depth: int) -> Any:
                     raise InvalidInputError(
                         f"{path} has key {key!r} ({type(key).__name__}): keys must be str"
                     )
-                out[str(key)] = _normalize(item, f"{path}[{str(key)!r}]", depth + 1)
+                key = str.__str__(key)  # exactly a str, whatever a subclass's __str__ says
+                out[key] = _normalize(item, f"{path}[{key!r}]", depth + 1)
             if out.keys() == {TAG}:
                 raise InvalidInputError(
                     f"{path} is a mapping whose only key is {TAG!r}, which is reserved for "
@@ -172,7 +173,7 @@ def _normalize(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)
     if isinstance(value, int):
         return _normalize(int(value), path, depth)
     if isinstance(value, float):

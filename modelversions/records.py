@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -69,6 +70,12 @@ def _parse_version(text: Any) -> Version:
 def _parse_status(text: Any) -> Status:
     status = _STATUS.get(text) if isinstance(text, str) else None
     return Status(text) if status is None else status
+
+
+def _opt_text(value: Any) -> str | None:
+    """Stored optional text; a non-str (written before text arguments were checked)
+    is shown as its JSON text rather than breaking readers."""
+    return value if value is None or type(value) is str else json.dumps(value)
 
 
 def _frozen(stored: Any) -> Mapping[str, Any]:
@@ -171,9 +178,9 @@ class ModelVersion:
                 _frozen(get("metrics")),
                 _frozen(get("params")),
                 _frozen(get("tags")),
-                get("description"),
-                get("failure_reason"),
-                get("failed_env"),
+                _opt_text(get("description")),
+                _opt_text(get("failure_reason")),
+                _opt_text(get("failed_env")),
                 bool(get("pruned", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -637,3 +637,45 @@ def test_save_with_too_long_version_writes_nothing(reg: ModelRegistry) -> None:
     with pytest.raises(InvalidVersionError, match="too long"):
         reg.save("m", 1, version="1.0.0+" + "b" * 200)
     assert reg.backend.list("") == []
+
+
+def test_str_and_int_subclasses_are_stored_as_their_value(reg: ModelRegistry) -> None:
+    import enum
+
+    class Lying(str):
+        def __str__(self) -> str:
+            return "something else"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    mv = reg.save("m", 1, tags={Lying("k"): Lying("v")}, params={"level": Level.HIGH})
+    assert mv.tags == {"k": "v"} and type(next(iter(mv.tags))) is str
+    assert type(mv.params["level"]) is int and mv.params["level"] == 3
+    assert reopen(reg).get("m", "1.0.0") == mv
+
+
+def test_history_written_before_text_was_checked_still_reads(reg: ModelRegistry) -> None:
+    """A log entry with reason=123 (accepted by earlier releases) must not break readers."""
+    reg.save("m", 1)
+    reg.save("m", 2)
+    change = {"version": "1.1.0", "from": "candidate", "to": "failed", "reason": 123}
+    payload = {
+        "schema": _state.SCHEMA,
+        "seq": 3,
+        "time": "2026-01-01T00:00:00.000000Z",
+        "name": "m",
+        "user": 7,
+        "host": "box",
+        "action": "mark_failed",
+        "version": "1.1.0",
+        "env": None,
+        "changes": [change],
+        "reason": 123,
+    }
+    reg.backend.create(_state.log_key("m", 3), _state.encode(payload))
+    fresh = reopen(reg)
+    event = fresh.history("m")[-1]
+    assert event.reason == "123" and event.user == "7"
+    assert "123" in str(event)
+    assert fresh.get("m", "1.1.0").failure_reason == "123"
