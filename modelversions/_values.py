@@ -50,6 +50,9 @@ TAG = "$float"
 _NAN = float("nan")
 _TAGGED = {"nan": _NAN, "inf": math.inf, "-inf": -math.inf}
 _PLAIN = frozenset({str, int, bool, type(None)})
+# Stored leaf types. A NaN float can only be stored by a non-standard writer (a NaN
+# token); it is read as a float like any other.
+_SCALARS = _PLAIN | {float}
 
 
 def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
@@ -230,13 +233,11 @@ def from_json(value: Any) -> Any:
 
 def _from_json(value: Any, depth: int) -> Any:
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in _SCALARS:
         return value
-    if kind is float:
-        return _NAN if value != value else value
     if depth >= MAX_DEPTH:
         raise ValueError(f"stored value nested more than {MAX_DEPTH} levels deep")
-    if kind is dict:
+    if kind is dict or kind is FrozenDict:
         if len(value) == 1 and TAG in value:
             tagged = _TAGGED.get(value[TAG]) if isinstance(value[TAG], str) else None
             if tagged is None:
@@ -244,7 +245,19 @@ def _from_json(value: Any, depth: int) -> Any:
             return tagged
         if not value:
             return EMPTY
-        return FrozenDict({str(k): _from_json(v, depth + 1) for k, v in value.items()})
-    if kind is list:
-        return FrozenList(_from_json(v, depth + 1) for v in value)
+        frozen = FrozenDict(value)
+        if _SCALARS.issuperset(map(type, value.values())):
+            return frozen  # the common case, checked at C speed
+        for key, item in value.items():
+            if type(item) not in _SCALARS:
+                dict.__setitem__(frozen, key, _from_json(item, depth + 1))
+        return frozen
+    if kind is list or kind is FrozenList:
+        frozen_list = FrozenList(value)
+        if _SCALARS.issuperset(map(type, value)):
+            return frozen_list
+        for i, item in enumerate(value):
+            if type(item) not in _SCALARS:
+                list.__setitem__(frozen_list, i, _from_json(item, depth + 1))
+        return frozen_list
     raise ValueError(f"stored value of type {kind.__name__} is not JSON")

@@ -83,7 +83,7 @@ def _frozen(stored: Any) -> Mapping[str, Any]:
     if not stored:
         return _EMPTY
     value = from_json(stored)
-    if not isinstance(value, FrozenDict):
+    if type(value) is not FrozenDict:
         raise ValueError(f"expected a JSON object, got {type(stored).__name__}")
     return value
 
