@@ -202,6 +202,9 @@ class ModelRegistry:
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
             _callable_check(check_of, "a check in checks")
+        for number, what, least in ((cache_size, "cache_size", 0), (max_retries, "max_retries", 1)):
+            if not isinstance(number, int) or isinstance(number, bool) or number < least:
+                raise InvalidInputError(f"{what} must be an int >= {least}, not {number!r}")
         with _storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
         self._user = user or _user()
@@ -218,8 +221,6 @@ class ModelRegistry:
             from modelversions._cache import ReadCache
 
             self._cache = ReadCache(cache_dir, max_bytes=cache_size)
-        if max_retries < 1:
-            raise InvalidInputError(f"max_retries must be at least 1, not {max_retries}")
         self._max_retries = max_retries
 
     @property

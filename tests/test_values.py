@@ -457,7 +457,10 @@ def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
         ModelRegistry("memory://", checks=[("m", print)])  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         ModelRegistry(123)  # type: ignore[arg-type]
-    assert not (tmp_path / "x").exists()
+    for kwargs in ({"max_retries": "3"}, {"max_retries": 0}, {"cache_size": -1.5}):
+        with pytest.raises(InvalidInputError):
+            ModelRegistry(tmp_path / "x", **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()  # refused before the folder was created
 
 
 _BAD_NAMES: list[tuple[str, Call]] = [
