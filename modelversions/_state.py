@@ -28,6 +28,7 @@ from modelversions.records import (
     ModelVersion,
     Status,
     StatusChange,
+    _opt_text,
     _parse_status,
     _parse_ts,
     _parse_version,
@@ -156,9 +157,9 @@ def event_from_payload(payload: Mapping[str, Any]) -> Event:
         env=payload.get("env"),
         from_version=_opt_version(payload.get("from_version")),
         to_version=_opt_version(payload.get("to_version")),
-        reason=payload.get("reason"),
-        user=payload.get("user"),
-        host=payload.get("host"),
+        reason=_opt_text(payload.get("reason")),
+        user=_opt_text(payload.get("user")),
+        host=_opt_text(payload.get("host")),
         changes=tuple(
             StatusChange(
                 _parse_version(c["version"]), _parse_status(c["from"]), _parse_status(c["to"])
@@ -182,6 +183,13 @@ class ModelState:
     last_time: datetime | None = None
     # sha256 of the stored bytes of entry ``seq`` (see entry_sha256); None when unknown.
     head_sha256: str | None = None
+    # Version numbers are never reused: versions deleted (-> the delete's time) and the
+    # highest version ever saved, deleted or not.
+    deleted: dict[Version, str] = dataclasses.field(default_factory=dict)
+    highest: Version | None = None
+    # Built from a snapshot written before `deleted`/`highest` were kept (they may be
+    # incomplete): readers replay the log instead (see ModelRegistry._load_snapshot).
+    legacy: bool = dataclasses.field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
     _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
@@ -299,8 +307,8 @@ class ModelState:
                 mv = _replace(
                     mv,
                     status=new,
-                    failure_reason=change.get("reason"),
-                    failed_env=change.get("env"),
+                    failure_reason=_opt_text(change.get("reason")),
+                    failed_env=_opt_text(change.get("env")),
                 )
             else:
                 mv = _replace(mv, status=new, failure_reason=None, failed_env=None)
@@ -333,10 +341,13 @@ class ModelState:
         if new_record is not None:
             self.records[new_record.version] = new_record
             bisect.insort(self.order, new_record.version)
+            if self.highest is None or new_record.version > self.highest:
+                self.highest = new_record.version
         self.records.update(updates)
         if deleted is not None:
             del self.records[deleted]
             self.order.remove(deleted)
+            self.deleted[deleted] = str(payload["time"])
         if pointer is not None:
             env, target = pointer
             if target is None:
@@ -355,6 +366,14 @@ class ModelState:
             "head_sha256": self.head_sha256,
             "versions": [self.records[v].to_dict() for v in self.order],
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+            **self._reuse_fields(),
+        }
+
+    def _reuse_fields(self) -> dict[str, Any]:
+        """The snapshot fields that keep version numbers from being reused."""
+        return {
+            "deleted": {str(v): t for v, t in sorted(self.deleted.items())},
+            "highest": None if self.highest is None else str(self.highest),
         }
 
     def encode_snapshot(self) -> bytes:
@@ -383,9 +402,10 @@ class ModelState:
             "seq": self.seq,
             "head_sha256": self.head_sha256,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
+            **self._reuse_fields(),
         }
-        # Keys sort as head_sha256, name, pointers, schema, seq, versions: append
-        # "versions" last.
+        # Keys sort as deleted, head_sha256, highest, name, pointers, schema, seq,
+        # versions: append "versions" last.
         text = json.dumps(head, separators=(",", ":"), sort_keys=True)
         return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
 
@@ -406,6 +426,13 @@ class ModelState:
             ):
                 raise ValueError(f"head_sha256 {head!r} is not a sha256")
             state.head_sha256 = head
+            if "deleted" in payload and "highest" in payload:
+                state.deleted = {_parse_version(v): str(t) for v, t in payload["deleted"].items()}
+                top = payload["highest"]
+                state.highest = None if top is None else _parse_version(top)
+            else:  # written by an older version of this library
+                state.legacy = True
+                state.highest = state.order[-1] if state.order else None
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():
@@ -414,8 +441,14 @@ class ModelState:
         return state
 
     def same_as(self, other: ModelState) -> bool:
+        reuse = (
+            self.legacy
+            or other.legacy
+            or (self.deleted == other.deleted and str(self.highest) == str(other.highest))
+        )
         return (
-            self.seq == other.seq
+            reuse
+            and self.seq == other.seq
             and self.pointers == other.pointers
             and [self.records[v].to_dict() for v in self.order]
             == [other.records[v].to_dict() for v in other.order]

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any
 
+from modelversions._values import EMPTY, FrozenDict, from_json, normalize, to_json
 from modelversions.errors import IntegrityError
-from modelversions.version import Version
+from modelversions.version import MAX_NUMBER, Version
 
 __all__ = ["Event", "ModelVersion", "Status", "StatusChange"]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = EMPTY
 
 
 class Status(str, enum.Enum):
@@ -60,7 +61,10 @@ def _parse_version(text: Any) -> Version:
     match = _PLAIN.fullmatch(text) if isinstance(text, str) else None
     if match is None or len(text) > 60:
         return Version(text)  # the full parser, with its errors for bad input
-    return Version._from_parts(int(match[1]), int(match[2]), int(match[3]))
+    major, minor, patch = int(match[1]), int(match[2]), int(match[3])
+    if major > MAX_NUMBER or minor > MAX_NUMBER or patch > MAX_NUMBER:
+        return Version(text)  # raises, naming the limit
+    return Version._from_parts(major, minor, patch)
 
 
 def _parse_status(text: Any) -> Status:
@@ -68,10 +72,20 @@ def _parse_status(text: Any) -> Status:
     return Status(text) if status is None else status
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if not mapping:
+def _opt_text(value: Any) -> str | None:
+    """Stored optional text; a non-str (written before text arguments were checked)
+    is shown as its JSON text rather than breaking readers."""
+    return value if value is None or type(value) is str else json.dumps(value)
+
+
+def _frozen(stored: Any) -> Mapping[str, Any]:
+    """A stored ``metrics``/``params``/``tags`` object as a read-only mapping."""
+    if not stored:
         return _EMPTY
-    return MappingProxyType(dict(mapping))
+    value = from_json(stored)
+    if type(value) is not FrozenDict:
+        raise ValueError(f"expected a JSON object, got {type(stored).__name__}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +99,8 @@ class ModelVersion:
         created_at: when it was saved (UTC).
         sha256: hex digest of the artifact bytes; checked before every unpickle.
         size: artifact size in bytes.
-        metrics, params, tags: what ``save`` was given (read-only mappings).
+        metrics, params, tags: what ``save`` was given, as a JSON round trip gives it
+            back (read-only at every depth: see ``docs/concepts.md``).
         description: free text given to ``save``.
         failure_reason: why it was marked failed (``None`` unless failed).
         failed_env: the env in which it failed, where known.
@@ -112,6 +127,14 @@ class ModelVersion:
     failed_env: str | None = None
     pruned: bool = False
 
+    def __post_init__(self) -> None:
+        # A record holds deep read-only copies; from_dict and _replace (which skip
+        # __init__) only ever pass values that are already such copies.
+        for field in ("metrics", "params", "tags"):
+            value = getattr(self, field)
+            if not isinstance(value, FrozenDict):
+                object.__setattr__(self, field, normalize(value, field))
+
     def __str__(self) -> str:
         extra = " pruned" if self.pruned else ""
         return f"{self.name} {self.version} ({self.status.value}{extra})"
@@ -122,7 +145,8 @@ class ModelVersion:
         return self.status is Status.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form (versions as strings, times as ISO 8601 UTC)."""
+        """The JSON-ready form: plain dicts and lists, versions as strings, times as
+        ISO 8601 UTC, NaN and infinities as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``)."""
         return {
             "name": self.name,
             "version": str(self.version),
@@ -130,9 +154,9 @@ class ModelVersion:
             "created_at": _ts(self.created_at),
             "sha256": self.sha256,
             "size": self.size,
-            "metrics": dict(self.metrics),
-            "params": dict(self.params),
-            "tags": dict(self.tags),
+            "metrics": to_json(self.metrics),
+            "params": to_json(self.params),
+            "tags": to_json(self.tags),
             "description": self.description,
             "failure_reason": self.failure_reason,
             "failed_env": self.failed_env,
@@ -154,9 +178,9 @@ class ModelVersion:
                 _frozen(get("metrics")),
                 _frozen(get("params")),
                 _frozen(get("tags")),
-                get("description"),
-                get("failure_reason"),
-                get("failed_env"),
+                _opt_text(get("description")),
+                _opt_text(get("failure_reason")),
+                _opt_text(get("failed_env")),
                 bool(get("pruned", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -191,8 +215,8 @@ _FIELDS = frozenset(_FROM_DICT_ORDER)
 # The slot setters in from_dict's order, or None (use __init__) if the fields ever change.
 _SLOT_SETTERS: tuple[Any, ...] | None = (
     tuple(getattr(ModelVersion, f).__set__ for f in _FROM_DICT_ORDER)
+    # __post_init__ only freezes metrics/params/tags, which from_dict already passes frozen.
     if tuple(f.name for f in dataclasses.fields(ModelVersion)) == _FROM_DICT_ORDER
-    and not hasattr(ModelVersion, "__post_init__")
     else None
 )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import json
 import os
 import random
 import socket
@@ -26,7 +25,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
-from modelversions import _state
+from modelversions import _state, _values
 from modelversions._names import check_env, check_name
 from modelversions._state import ModelState
 from modelversions.backends import Backend, open_backend
@@ -85,21 +84,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _json_mapping(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{what} must be a mapping, not {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            raise InvalidInputError(f"{what} keys must be str, got {key!r}")
-    try:
-        json.dumps(dict(value), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"{what} must be JSON-serializable (finite numbers, str, lists, dicts): {exc}"
-        ) from exc
-    return dict(value)
+def _json_mapping(value: Mapping[str, Any] | None, what: str) -> Mapping[str, Any]:
+    """A deep, read-only, JSON-normalized copy (see ``modelversions._values``)."""
+    return _values.normalize(value, what)
+
+
+def _text(value: object, what: str) -> None:
+    """Refuse a text argument that is neither a ``str`` nor ``None``."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a str or None, not {type(value).__name__}")
+
+
+def _flag(value: object, what: str) -> None:
+    """Refuse a flag that is not a ``bool`` (``force="no"`` would otherwise be true)."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be True or False, not {value!r}")
+
+
+def _callable_check(check: object, what: str = "check") -> None:
+    if check is not None and not callable(check):
+        raise InvalidInputError(f"{what} must be callable, not {type(check).__name__}")
 
 
 @contextmanager
@@ -201,6 +205,14 @@ class ModelRegistry:
         cache_size: int = 2 * 1024**3,
         max_retries: int = 200,
     ) -> None:
+        _text(user, "user")
+        if checks is not None and not isinstance(checks, Mapping):
+            raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
+        for check_of in (checks or {}).values():
+            _callable_check(check_of, "a check in checks")
+        for number, what, least in ((cache_size, "cache_size", 0), (max_retries, "max_retries", 1)):
+            if not isinstance(number, int) or isinstance(number, bool) or number < least:
+                raise InvalidInputError(f"{what} must be an int >= {least}, not {number!r}")
         with _storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
         self._user = user or _user()
@@ -218,8 +230,6 @@ class ModelRegistry:
             from modelversions._cache import ReadCache
 
             self._cache = ReadCache(cache_dir, max_bytes=cache_size)
-        if max_retries < 1:
-            raise InvalidInputError(f"max_retries must be at least 1, not {max_retries}")
         self._max_retries = max_retries
 
     @property
@@ -259,14 +269,16 @@ class ModelRegistry:
             try:
                 with _storage(f"reading {key}"):
                     data = self._backend.read(key)
-                state = ModelState.from_snapshot(_state.decode(data, key), name)
-                self._check_snapshot_head(state, key, seq)
-                return state
+                snapshot = ModelState.from_snapshot(_state.decode(data, key), name)
+                self._check_snapshot_head(snapshot, key, seq)
             except FileNotFoundError:
                 continue  # removed by a newer snapshot's writer; try the next
             except IntegrityError as exc:
                 warnings.warn(f"ignoring damaged snapshot: {exc}", stacklevel=3)
                 continue  # a snapshot is only a cache of the log
+            if snapshot.legacy:
+                break  # written by an older library, without deleted versions: replay the log
+            return snapshot
         return ModelState(name=name)
 
     def _check_snapshot_head(self, state: ModelState, key: str, seq: int) -> None:
@@ -484,15 +496,19 @@ class ModelRegistry:
             name: the model name (``"churn"``, ``"team/churn"``).
             model: any object joblib can pickle.
             version: the version; by default ``1.0.0`` for a new model, else the highest
-                existing version bumped by ``bump``.
+                version ever saved (deleted ones included) bumped by ``bump``.
             bump: ``"major"``, ``"minor"`` (default) or ``"patch"``.
-            metrics, params, tags: JSON-serializable mappings kept with the version.
-            description: free text.
+            metrics, params, tags: mappings kept with the version, stored as a deep
+                JSON-normalized copy (str keys; numpy scalars become Python numbers; NaN
+                and infinities are kept; see ``docs/concepts.md``).
+            description: free text (a str).
 
         Raises:
-            InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments
-                (checked before anything is written).
-            VersionExistsError: an equal version exists (build metadata aside).
+            InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments,
+                including a value that cannot be stored (named by its path) and a bump
+                past the version limits (checked before anything is written).
+            VersionExistsError: an equal version exists (build metadata aside), or
+                existed and was deleted (version numbers are never reused).
 
         The artifact is written and made durable first; the version appears in one
         atomic commit afterwards, so no reader ever sees it without its artifact.
@@ -505,21 +521,22 @@ class ModelRegistry:
         '1.1.0'
         """
         check_name(name)
-        if bump not in _BUMPS:
+        if not isinstance(bump, str) or bump not in _BUMPS:
             raise InvalidInputError(f"bump must be one of {', '.join(_BUMPS)}, not {bump!r}")
         explicit = None if version is None else Version(version)
+        _text(description, "description")
         record_meta = {
             "metrics": _json_mapping(metrics, "metrics"),
             "params": _json_mapping(params, "params"),
             "tags": _json_mapping(tags, "tags"),
             "description": description,
         }
-        if description is not None and not isinstance(description, str):
-            raise InvalidInputError(f"description must be a str, not {type(description).__name__}")
         with self._lock:
             state = self._refresh(name)
-            if explicit is not None and explicit in state.records:
-                raise self._exists_error(state, explicit)
+            # Check (and for an automatic version, compute) the version before the
+            # artifact is written: a refusal then leaves nothing behind. The commit
+            # checks again against the newest state.
+            self._new_version(state, explicit, bump)
             is_new = state.seq == 0
         sha256, size, created = self._write_artifact(name, model)
         if is_new:
@@ -528,14 +545,7 @@ class ModelRegistry:
         created_at = _now()
 
         def build(state: ModelState) -> dict[str, Any]:
-            if explicit is not None:
-                if explicit in state.records:
-                    raise self._exists_error(state, explicit)
-                v = explicit
-            elif state.order:
-                v = state.order[-1].bump(bump)
-            else:
-                v = Version("1.0.0")
+            v = self._new_version(state, explicit, bump)
             record = ModelVersion(
                 name=name,
                 version=v,
@@ -551,6 +561,32 @@ class ModelRegistry:
         if not created:
             self._ensure_artifact(name, model, sha256)
         return state.records[Version(payload["version"])]
+
+    @classmethod
+    def _new_version(cls, state: ModelState, explicit: Version | None, bump: str) -> Version:
+        """The version a save would get now; raise if ``explicit`` is or was used.
+
+        Version numbers are never reused: an automatic version is the highest version
+        ever saved (deleted ones included) bumped by ``bump``.
+
+        Raises:
+            VersionExistsError: ``explicit`` exists, or existed and was deleted.
+            InvalidVersionError: the bump would exceed ``Version``'s limits.
+        """
+        if explicit is not None:
+            if explicit in state.records:
+                raise cls._exists_error(state, explicit)
+            when = state.deleted.get(explicit)
+            if when is not None:
+                raise VersionExistsError(
+                    f"model {state.name!r} had version {explicit}; it was deleted at {when} "
+                    f"and version numbers are never reused (highest ever saved: {state.highest})"
+                )
+            return explicit
+        top = state.highest
+        if state.order and (top is None or state.order[-1] > top):
+            top = state.order[-1]
+        return Version("1.0.0") if top is None else top.bump(bump)
 
     @staticmethod
     def _exists_error(state: ModelState, v: Version) -> VersionExistsError:
@@ -793,6 +829,9 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
+        _text(reason, "reason")
+        _flag(force, "force")
+        _callable_check(check)
         build = self._deploy_builder(name, target, env=env, reason=reason, force=force)
         payload, state = self._commit(name, build)
         deployed = state.records[Version(payload["version"])]
@@ -824,6 +863,8 @@ class ModelRegistry:
         check_env(env)
         check_name(name)
         target = Version(version)
+        _text(reason, "reason")
+        _flag(force, "force")
         return self._plan(
             name, self._deploy_builder(name, target, env=env, reason=reason, force=force)
         )
@@ -973,6 +1014,9 @@ class ModelRegistry:
         """
         check_env(from_env)
         check_env(to_env)
+        _text(reason, "reason")
+        _flag(force, "force")
+        _callable_check(check)
         mv = self.current(name, env=from_env)
         if mv is None:
             raise VersionNotFoundError(
@@ -1009,6 +1053,7 @@ class ModelRegistry:
         """
         check_env(env)
         check_name(name)
+        _text(reason, "reason")
         payload, state = self._commit(name, self._rollback_builder(env=env, reason=reason))
         return state.records[Version(payload["version"])]
 
@@ -1028,6 +1073,7 @@ class ModelRegistry:
         """
         check_env(env)
         check_name(name)
+        _text(reason, "reason")
         return self._plan(name, self._rollback_builder(env=env, reason=reason))
 
     def _rollback_builder(
@@ -1101,6 +1147,7 @@ class ModelRegistry:
         """Mark a version stable (a rollback target), overriding a failure."""
         target = Version(version)
         check_name(name)
+        _text(reason, "reason")
 
         def build(state: ModelState) -> dict[str, Any]:
             mv = self._get(state, target)
@@ -1132,6 +1179,8 @@ class ModelRegistry:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
         check_name(name)
+        _text(reason, "reason")
+        _flag(dry_run, "dry_run")
 
         def victims(state: ModelState) -> list[Version]:
             protected = state.protected()
@@ -1156,11 +1205,15 @@ class ModelRegistry:
     def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
         """Remove a version (record and, if unshared, artifact); history keeps its events.
 
+        Its version number stays used: a later ``save`` never gives it out again, and an
+        explicit ``save`` of it raises :class:`VersionExistsError`.
+
         Raises:
             ForbiddenTransitionError: the version is deployed in some env.
         """
         target = Version(version)
         check_name(name)
+        _text(reason, "reason")
         deleted_sha: list[str] = []
 
         def build(state: ModelState) -> dict[str, Any]:

@@ -14,7 +14,13 @@ from typing import Any
 
 from modelversions.errors import InvalidInputError, InvalidVersionError
 
-__all__ = ["Version"]
+__all__ = ["MAX_LENGTH", "MAX_NUMBER", "Version"]
+
+#: Longest version text accepted, and longest canonical form (characters).
+MAX_LENGTH = 128
+#: Largest MAJOR, MINOR, PATCH or numeric pre-release identifier (a signed 64-bit int,
+#: what databases and most other languages can hold).
+MAX_NUMBER = 2**63 - 1
 
 # Numbers are matched loosely (``[0-9]+``) so that leading zeros can be reported with a
 # precise message instead of a generic "invalid version".
@@ -42,16 +48,18 @@ _Key = tuple[int, int, int, int, _PreKey]
 
 
 def _invalid(text: object, reason: str) -> InvalidVersionError:
-    return InvalidVersionError(f"Invalid version: {text!r}: {reason}")
+    shown = repr(text)
+    if len(shown) > 2 * MAX_LENGTH:
+        shown = shown[:MAX_LENGTH] + "..."
+    return InvalidVersionError(f"Invalid version: {shown}: {reason}")
 
 
 def _number(text: object, digits: str, what: str) -> int:
     if len(digits) > 1 and digits[0] == "0":
         raise _invalid(text, f"leading zeros are not allowed in {what} {digits!r}")
-    try:
-        return int(digits)
-    except ValueError:  # more digits than int() accepts (sys.int_info.str_digits_check_threshold)
-        raise _invalid(text, f"{what} is too large") from None
+    if len(digits) > len(str(MAX_NUMBER)) or int(digits) > MAX_NUMBER:
+        raise _invalid(text, f"{what} is too large (at most {MAX_NUMBER})")
+    return int(digits)
 
 
 def _parse_semver(text: str, stripped: str) -> tuple[int, int, int, str | None, str | None] | None:
@@ -107,6 +115,8 @@ def _parse_pep440(text: str, stripped: str) -> tuple[int, int, int, str | None, 
         raise _invalid(text, _ACCEPTED)
     major, minor, patch = (*pep.release, 0, 0)[:3]
     letter, number = pep.pre
+    if max(major, minor, patch, number) > MAX_NUMBER:
+        raise _invalid(text, f"a number is too large (at most {MAX_NUMBER})")
     return major, minor, patch, f"{letter}.{number}", None
 
 
@@ -156,11 +166,15 @@ class Version:
             raise InvalidVersionError(
                 f"Invalid version: {text!r} is a {type(text).__name__}, expected str or Version"
             )
+        if len(text) > MAX_LENGTH:
+            raise _invalid(text, f"too long ({len(text)} characters; at most {MAX_LENGTH})")
         stripped = text.strip()
         if not stripped:
             raise _invalid(text, "empty string; " + _ACCEPTED)
         parts = _parse_semver(text, stripped) or _parse_pep440(text, stripped)
         self._set(*parts)
+        if len(str(self)) > MAX_LENGTH:
+            raise _invalid(text, f"its canonical form {self} is longer than {MAX_LENGTH}")
 
     def _set(self, major: int, minor: int, patch: int, pre: str | None, build: str | None) -> None:
         setter = object.__setattr__
@@ -255,6 +269,7 @@ class Version:
 
         Raises:
             InvalidInputError: ``part`` is not one of those.
+            InvalidVersionError: the bumped number would exceed ``MAX_NUMBER``.
 
         >>> [str(Version("1.2.3").bump(p)) for p in ("major", "minor", "patch")]
         ['2.0.0', '1.3.0', '1.2.4']
@@ -263,18 +278,20 @@ class Version:
         """
         major, minor, patch, pre = self._major, self._minor, self._patch, self._pre is not None
         if part == "major":
-            if pre and minor == 0 and patch == 0:
-                return Version._from_parts(major, 0, 0)
-            return Version._from_parts(major + 1, 0, 0)
-        if part == "minor":
-            if pre and patch == 0:
-                return Version._from_parts(major, minor, 0)
-            return Version._from_parts(major, minor + 1, 0)
-        if part == "patch":
-            return Version._from_parts(major, minor, patch if pre else patch + 1)
-        raise InvalidInputError(
-            f"Invalid bump part: {part!r}; expected one of {', '.join(map(repr, _PARTS))}"
-        )
+            parts = (major, 0, 0) if pre and minor == 0 and patch == 0 else (major + 1, 0, 0)
+        elif part == "minor":
+            parts = (major, minor, 0) if pre and patch == 0 else (major, minor + 1, 0)
+        elif part == "patch":
+            parts = (major, minor, patch if pre else patch + 1)
+        else:
+            raise InvalidInputError(
+                f"Invalid bump part: {part!r}; expected one of {', '.join(map(repr, _PARTS))}"
+            )
+        if max(parts) > MAX_NUMBER:
+            raise InvalidVersionError(
+                f"cannot bump the {part} number of {self}: it would exceed {MAX_NUMBER}"
+            )
+        return Version._from_parts(*parts)
 
     # -- text -----------------------------------------------------------------------------
 
