@@ -119,7 +119,11 @@ def _check_seal(data: bytes, where: str) -> None:
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
-    return seal(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    # Records reach here normalized (NaN and infinities tagged, see _values): a bare
+    # NaN would be non-standard JSON, so it is refused rather than stored.
+    return seal(
+        json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    )
 
 
 def decode(data: bytes, where: str) -> dict[str, Any]:
@@ -392,7 +396,9 @@ class ModelState:
             if hit is not None and hit[0] is mv:
                 text = hit[1]
             else:
-                text = json.dumps(mv.to_dict(), separators=(",", ":"), sort_keys=True)
+                text = json.dumps(
+                    mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False
+                )
             fresh[v] = (mv, text)
             parts.append(text)
         self._fragments = fresh

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import math
 import os
 import random
 import socket
@@ -1400,6 +1401,16 @@ class ModelRegistry:
         """
         from modelversions import serialization
 
+        _flag(repair, "repair")
+        if (
+            isinstance(min_age, bool)
+            or not isinstance(min_age, (int, float))
+            or not math.isfinite(min_age)
+            or min_age < 0
+        ):
+            raise InvalidInputError(
+                f"min_age must be a finite, non-negative number of seconds, not {min_age!r}"
+            )
         problems: list[VerifyProblem] = []
         removed: list[str] = []
         n_versions = 0

@@ -291,3 +291,29 @@ def test_parseable_flip_in_a_snapshot_is_caught(store: Backend) -> None:
     assert not report.ok
     assert [p.kind for p in report.problems] == ["snapshot-damaged"]
     assert "checksum" in report.problems[0].detail
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"repair": "no"}, "repair"),
+        ({"repair": 1}, "repair"),
+        ({"min_age": float("nan")}, "min_age"),
+        ({"min_age": float("inf")}, "min_age"),
+        ({"min_age": -1}, "min_age"),
+        ({"min_age": "60"}, "min_age"),
+        ({"min_age": True}, "min_age"),
+    ],
+)
+def test_verify_refuses_bad_arguments_before_touching_anything(
+    tmp_path: Path, kwargs: dict[str, object], needle: str
+) -> None:
+    from modelversions import InvalidInputError
+
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.save("m", 1)
+    tmp = tmp_path / "reg" / ".tmp" / "somehost.1.x.tmp"
+    tmp.write_bytes(b"half a save")
+    with pytest.raises(InvalidInputError, match=needle):
+        reg.verify(**kwargs)  # type: ignore[arg-type]
+    assert tmp.exists()
