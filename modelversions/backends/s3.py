@@ -102,6 +102,9 @@ class S3Backend(FsspecBackend):
     atomically, so the tests serialize its requests): on a store that ignores the
     header two racing writers could both "win" (see ``docs/backends.md``).
     :attr:`requests` counts the requests sent, by operation.
+
+    A subclass of :class:`~modelversions.backends.fsspec.FsspecBackend` for its spooled
+    blob writer (``open_blob``); every other primitive is its own.
     """
 
     def __init__(
