@@ -253,7 +253,8 @@ class IOTrap:
     """Counts the local backend's I/O calls and acts at call number ``at``.
 
     Installed by replacing the names ``os`` and ``open`` inside
-    :mod:`modelversions.backends.local` with wrappers: ``os.write``, ``os.fsync``,
+    :mod:`modelversions.backends.local` (and ``os`` inside its folder walk,
+    :mod:`modelversions.backends._safepath`) with wrappers: ``os.write``, ``os.fsync``,
     ``os.link``, ``os.mkdir``, ``os.open`` ... and the ``write``/``flush`` of the
     buffered files it opens for writing are counted. ``file.open`` is the builtin
     ``open`` (the blob's temporary and every read). At call ``at`` the trap raises
@@ -302,17 +303,17 @@ class IOTrap:
 
     # -- installing -------------------------------------------------------------------
     def install(self) -> IOTrap:
-        from modelversions.backends import local
+        from modelversions.backends import _safepath, local
 
         self._saved = {"os": local.os, "open": local.__dict__.get("open")}
-        local.os = _OsProxy(self)  # type: ignore[assignment]
+        local.os = _safepath.os = _OsProxy(self)  # type: ignore[assignment]
         local.open = self._open  # type: ignore[attr-defined]
         return self
 
     def uninstall(self) -> None:
-        from modelversions.backends import local
+        from modelversions.backends import _safepath, local
 
-        local.os = self._saved["os"]
+        local.os = _safepath.os = self._saved["os"]
         if self._saved["open"] is None:
             del local.open  # type: ignore[attr-defined]
         else:
