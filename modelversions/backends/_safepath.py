@@ -55,6 +55,8 @@ _FDS = (
     and os.scandir in os.supports_fd
 )
 _CACHED_DIRS = 16  # folder descriptors a backend keeps for reads
+#: A Windows junction's reparse tag: what ``os.path.isjunction`` (3.12+) checks.
+_JUNCTION = getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", -1)
 
 #: A folder: its descriptor (POSIX) or its path (the lstat fallback).
 Dir = int | str
@@ -194,7 +196,7 @@ class SafeRoot:
         if not isinstance(folder, int):
             path = os.path.join(folder, name)
             st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) or getattr(os.path, "isjunction", bool)(path):
+            if stat.S_ISLNK(st.st_mode) or getattr(st, "st_reparse_tag", 0) == _JUNCTION:
                 raise self.symlink_error(parts)
             if not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder", path)
