@@ -437,7 +437,7 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
     import joblib
 
     from modelversions import ModelRegistry
-    from modelversions.registry import _SNAPSHOT_EVERY as SNAPSHOT_EVERY_SMALL
+    from modelversions._commit import _SNAPSHOT_EVERY as SNAPSHOT_EVERY_SMALL
 
     model = small_model()
     reg_dir = cfg.path("small", "registry")
@@ -520,7 +520,7 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
             assert target == peer_versions[-2], target
             res.add("rollback", "MLflow", t)
 
-    seq = life._states["life"].seq  # the history a fresh registry reads to resolve
+    seq = life._log.states["life"].seq  # the history a fresh registry reads to resolve
     every = SNAPSHOT_EVERY_SMALL  # the model has few versions
     res.hidden["replayed"] = (
         f"The model loaded by `resolve + load` has {seq} history entries; a fresh registry "
