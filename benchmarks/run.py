@@ -551,7 +551,9 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
     sweep.save("sweep", model)
     sweep.deploy("sweep", "1.0.0")
     for after in (0, every // 2, every - 1):
-        while sweep.current("sweep") is not None and sweep._states["sweep"].seq % every != after:
+        while (
+            sweep.current("sweep") is not None and sweep._log.states["sweep"].seq % every != after
+        ):
             sweep.mark_failed("sweep", "1.1.0", reason="pad")
         for _ in range(n // 2):
             res.add("fresh registry, resolve + load", f"{after} entries after the snapshot",

@@ -334,13 +334,33 @@ class Log:
         except OSError as exc:
             warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
 
-    # ------------------------------------------------------------------ artifacts
-    def register(self, name: str) -> None:
-        """List ``name`` in the index (``models()``); harmless if it already is."""
-        with storage(f"registering model {name!r}"), suppress(FileExistsError):
-            self.backend.create(_state.index_key(name), b"{}")
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        name: str,
+        model: Any,
+        check: Callable[[ModelState], object],
+        rule: Callable[[str, int], Callable[[ModelState], E]],
+    ) -> tuple[E, ModelState]:
+        """Store ``model``'s artifact, then commit the event ``rule(sha256, size)`` builds.
 
-    def write_artifact(self, name: str, model: Any) -> tuple[str, int, bool]:
+        ``check`` runs first on the newest state (e.g. the version choice): a refusal
+        then leaves nothing behind; the commit runs the rule again on the newest state.
+        """
+        with self.lock:
+            state = self.refresh(name)
+            check(state)
+            is_new = state.seq == 0
+        sha256, size, created = self._write_artifact(name, model)
+        if is_new:
+            with storage(f"registering model {name!r}"), suppress(FileExistsError):
+                self.backend.create(_state.index_key(name), b"{}")
+        event, state = self.commit(name, rule(sha256, size), new_model=True)
+        if not created:
+            self._ensure_artifact(name, model, sha256)
+        return event, state
+
+    def _write_artifact(self, name: str, model: Any) -> tuple[str, int, bool]:
         """Store the artifact; return its sha256, size and whether it was new."""
         from modelversions.serialization import dump_model
 
@@ -362,7 +382,7 @@ class Log:
             raise StorageError(f"storage failed while {what}: {exc}; nothing was saved") from exc
         return sha256, size, created
 
-    def ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
+    def _ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
         """After a save that reused a stored artifact: make sure it is still there.
 
         A concurrent ``prune``/``delete`` may have removed the reused artifact between
@@ -372,7 +392,7 @@ class Log:
         with storage(f"checking {key}"):
             if self.backend.exists(key):
                 return
-        again, _size, _created = self.write_artifact(name, model)
+        again, _size, _created = self._write_artifact(name, model)
         if again != sha256:
             raise IntegrityError(
                 f"the artifact {key} was removed by a concurrent prune while this save "

@@ -4,7 +4,8 @@ The artifact's sha256 is checked before anything is unpickled, and what was hash
 what is unpickled: one open descriptor on a local folder (a memo of descriptors already
 verified, keyed by their fstat identity, spares re-hashing), a verified open file from
 the read cache (:mod:`modelversions._cache`), the bytes in memory for a small remote
-artifact, a spooled temporary file for a large one. An artifact missing while loading
+artifact, a spooled temporary file for a large one. A deploy check runs on a model
+loaded here (:func:`check_failure`). An artifact missing while loading
 is checked again against the newest state: a concurrent ``prune`` or ``delete`` is
 :class:`ArtifactPrunedError`, anything else damage. This module never writes to the
 registry's storage.
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _state
 from modelversions._commit import Log
 from modelversions._util import storage
 from modelversions.backends import Backend
-from modelversions.errors import ArtifactPrunedError, IntegrityError
+from modelversions.errors import ArtifactPrunedError, IntegrityError, ModelVersionsError
 from modelversions.records import ModelVersion
 
 if TYPE_CHECKING:
@@ -28,6 +30,22 @@ if TYPE_CHECKING:
 
 _SMALL_ARTIFACT = 64 * 1024 * 1024
 _VERIFIED_MEMO = 4096
+
+
+def check_failure(load: Callable[[], Any], guard: Callable[[Any], Any]) -> str | None:
+    """Run deploy check ``guard`` on the model ``load()`` returns; why it failed, or None.
+
+    A check fails if loading fails, or if it raises or returns ``False``.
+    """
+    try:
+        model = load()
+    except ModelVersionsError as exc:
+        return f"loading the model failed: {exc}"
+    try:
+        result = guard(model)
+    except Exception as exc:  # the check is user code: any failure fails the deploy
+        return f"the check raised {type(exc).__name__}: {exc}"
+    return None if result is not False else "the check returned False"
 
 
 class Loader:

@@ -16,7 +16,6 @@ is :meth:`ModelState.apply`'s job; rules decide, the log records.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from modelversions._events import (
@@ -58,6 +57,19 @@ def find(state: ModelState, version: str | Version) -> ModelVersion:
     return mv
 
 
+def resolve(state: ModelState, version: str | Version | None, env: str) -> ModelVersion:
+    """The record of ``version``, or by default of the version deployed in ``env``."""
+    if version is not None:
+        return find(state, version)
+    v = state.pointers.get(env)
+    if v is None:
+        raise VersionNotFoundError(
+            f"nothing is deployed in {env!r} for model {state.name!r}; pass a version "
+            f"or deploy one (versions: {', '.join(str(x) for x in state.order[-10:])})"
+        )
+    return state.records[v]
+
+
 # ---------------------------------------------------------------------- save
 def new_version(state: ModelState, explicit: Version | None, bump: str) -> Version:
     """The version a save would get now; raise if ``explicit`` is or was used.
@@ -91,27 +103,15 @@ def new_version(state: ModelState, explicit: Version | None, bump: str) -> Versi
 
 
 def save(
-    state: ModelState,
-    explicit: Version | None,
-    bump: str,
-    *,
-    created_at: datetime,
-    sha256: str,
-    size: int,
-    meta: Mapping[str, Any],
+    state: ModelState, *, explicit: Version | None, bump: str, fields: Mapping[str, Any]
 ) -> SaveEvent:
-    """A new ``candidate`` record; ``meta`` holds its metrics, params, tags, description."""
-    return SaveEvent(
-        ModelVersion(
-            name=state.name,
-            version=new_version(state, explicit, bump),
-            status=Status.CANDIDATE,
-            created_at=created_at,
-            sha256=sha256,
-            size=size,
-            **meta,
-        )
-    )
+    """A new ``candidate`` record of the version :func:`new_version` chooses.
+
+    ``fields``: the record's other fields (``created_at``, ``sha256``, ``size``,
+    ``metrics``, ``params``, ``tags``, ``description``).
+    """
+    v = new_version(state, explicit, bump)
+    return SaveEvent(ModelVersion(state.name, v, Status.CANDIDATE, **fields))
 
 
 # ---------------------------------------------------------------------- deploy

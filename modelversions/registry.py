@@ -12,26 +12,29 @@ for the storage contract.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from modelversions import _rules, _values, retention
 from modelversions._commit import Log
-from modelversions._events import (
-    DeployEvent,
-    MarkFailedEvent,
-    MarkStableEvent,
-    RollbackEvent,
-    SaveEvent,
-)
-from modelversions._loading import Loader
+from modelversions._events import DeployEvent, MarkFailedEvent, RollbackEvent, SaveEvent
+from modelversions._loading import Loader, check_failure
 from modelversions._names import check_env, check_name
 from modelversions._state import ModelState
-from modelversions._util import login_name, now, storage
+from modelversions._util import (
+    check_callable,
+    check_flag,
+    check_int,
+    check_seconds,
+    check_text,
+    login_name,
+    now,
+    storage,
+)
 from modelversions.backends import Backend, open_backend
-from modelversions.errors import InvalidInputError, ModelVersionsError, VersionNotFoundError
+from modelversions.errors import InvalidInputError, VersionNotFoundError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
 from modelversions.version import Version
@@ -40,23 +43,6 @@ __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
 
 #: A deploy check: called with the loaded model; raising or returning False fails it.
 Check = Callable[[Any], Any]
-
-
-def _text(value: object, what: str) -> None:
-    """Refuse a text argument that is neither a ``str`` nor ``None``."""
-    if value is not None and not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a str or None, not {type(value).__name__}")
-
-
-def _flag(value: object, what: str) -> None:
-    """Refuse a flag that is not a ``bool`` (``force="no"`` would otherwise be true)."""
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be True or False, not {value!r}")
-
-
-def _callable_check(check: object, what: str = "check") -> None:
-    if check is not None and not callable(check):
-        raise InvalidInputError(f"{what} must be callable, not {type(check).__name__}")
 
 
 class ModelRegistry:
@@ -93,14 +79,13 @@ class ModelRegistry:
         cache_size: int = 2 * 1024**3,
         max_retries: int = 200,
     ) -> None:
-        _text(user, "user")
+        check_text(user, "user")
         if checks is not None and not isinstance(checks, Mapping):
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
-            _callable_check(check_of, "a check in checks")
-        for number, what, least in ((cache_size, "cache_size", 0), (max_retries, "max_retries", 1)):
-            if not isinstance(number, int) or isinstance(number, bool) or number < least:
-                raise InvalidInputError(f"{what} must be an int >= {least}, not {number!r}")
+            check_callable(check_of, "a check in checks")
+        check_int(cache_size, "cache_size", 0)
+        check_int(max_retries, "max_retries", 1)
         with storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
         self._log = Log(self._backend, user=user or login_name(), max_retries=max_retries)
@@ -175,34 +160,20 @@ class ModelRegistry:
         if not isinstance(bump, str) or bump not in _rules.BUMPS:
             raise InvalidInputError(f"bump must be one of {', '.join(_rules.BUMPS)}, not {bump!r}")
         explicit = None if version is None else Version(version)
-        _text(description, "description")
+        check_text(description, "description")
         meta = {
             "metrics": _values.normalize(metrics, "metrics"),
             "params": _values.normalize(params, "params"),
             "tags": _values.normalize(tags, "tags"),
             "description": description,
         }
-        log = self._log
-        with log.lock:
-            state = log.refresh(name)
-            # Check (and for an automatic version, compute) the version before the
-            # artifact is written: a refusal then leaves nothing behind. The commit
-            # checks again against the newest state.
-            _rules.new_version(state, explicit, bump)
-            is_new = state.seq == 0
-        sha256, size, created = log.write_artifact(name, model)
-        if is_new:
-            log.register(name)
-        created_at = now()
 
-        def build(state: ModelState) -> SaveEvent:
-            return _rules.save(
-                state, explicit, bump, created_at=created_at, sha256=sha256, size=size, meta=meta
-            )
+        def rule(sha256: str, size: int) -> partial[SaveEvent]:
+            fields = {**meta, "created_at": now(), "sha256": sha256, "size": size}
+            return partial(_rules.save, explicit=explicit, bump=bump, fields=fields)
 
-        event, state = log.commit(name, build, new_model=True)
-        if not created:
-            log.ensure_artifact(name, model, sha256)
+        check = partial(_rules.new_version, explicit=explicit, bump=bump)
+        event, state = self._log.save(name, model, check, rule)
         return state.records[event.version]
 
     # ------------------------------------------------------------------ reading
@@ -267,13 +238,11 @@ class ModelRegistry:
     def history(self, name: str, *, env: str | None = None, start: int = 1) -> list[Event]:
         """Every event of ``name``, oldest first; with ``env``, only that env's events.
 
-        ``start`` skips the events before that ``seq`` without reading them (e.g. to
-        follow a history: pass the last ``seq`` seen plus one).
-
-        Every entry from ``start`` on is read (once per registry object) and checked:
-        its checksum, and the hash chain (each entry's ``prev`` is the sha256 of the
-        entry before it), so a missing, truncated or replaced entry raises even where
-        reads that start from a snapshot do not look.
+        ``start`` skips the events before that ``seq`` unread (to follow a history, pass
+        the last ``seq`` seen plus one). Every entry from ``start`` on is read (once per
+        registry object) and checked: its checksum, and the hash chain (each entry's
+        ``prev`` is the sha256 of the entry before it), so a missing, truncated or
+        replaced entry raises even where reads that start from a snapshot do not look.
 
         Raises:
             ModelNotFoundError: no such model.
@@ -332,7 +301,7 @@ class ModelRegistry:
         >>> reg.get("m", "1.0.0").status.value
         'stable'
         """
-        _callable_check(check)
+        check_callable(check)
         event, state = self._log.commit(name, self._deploy_rule(name, version, env, reason, force))
         deployed = state.records[event.version]
         guard = check if check is not None else self._checks.get(name)
@@ -365,56 +334,41 @@ class ModelRegistry:
     @staticmethod
     def _deploy_rule(
         name: str, version: str | Version, env: str, reason: str | None, force: bool
-    ) -> Callable[[ModelState], DeployEvent]:
+    ) -> partial[DeployEvent]:
         """The deploy rule for these arguments, checked (shared by deploy and plan_deploy)."""
         check_env(env)
         check_name(name)
         target = Version(version)
-        _text(reason, "reason")
-        _flag(force, "force")
-
-        def build(state: ModelState) -> DeployEvent:
-            return _rules.deploy(state, target, env=env, reason=reason, force=force)
-
-        return build
+        check_text(reason, "reason")
+        check_flag(force, "force")
+        return partial(_rules.deploy, target=target, env=env, reason=reason, force=force)
 
     def _run_check(
         self, name: str, env: str, guard: Check, deployed: ModelVersion, before: Version | None
     ) -> None:
         """Run a deploy check; if it fails, mark ``deployed`` failed, put ``before`` back."""
-        try:
-            model = self.load(name, deployed.version)
-        except ModelVersionsError as exc:
-            message: str | None = f"loading the model failed: {exc}"
-        else:
-            try:
-                result = guard(model)
-                message = None if result is not False else "the check returned False"
-            except Exception as exc:  # the check is user code: any failure fails the deploy
-                message = f"the check raised {type(exc).__name__}: {exc}"
+        message = check_failure(lambda: self.load(name, deployed.version), guard)
         if message is None:
             return
-        failure = message
         seen: list[Version | None] = []  # where env pointed when the event was built
 
         def build(state: ModelState) -> MarkFailedEvent | RollbackEvent:
             seen[:] = [state.pointers.get(env)]
             return _rules.check_failed(
-                state, deployed.version, env=env, before=before, message=failure
+                state, deployed.version, env=env, before=before, message=message
             )
 
         event, _state_now = self._log.commit(name, build)
         raise _rules.check_failed_error(
-            event, name=name, env=env, message=failure, before=before, pointer=seen[0]
+            event, name=name, env=env, message=message, before=before, pointer=seen[0]
         )
 
     def set_check(self, name: str, check: Check | None) -> None:
         """Set (or with ``None`` remove) the default deploy check of model ``name``."""
         check_name(name)
+        check_callable(check, "a check")
         if check is None:
             self._checks.pop(name, None)
-        elif not callable(check):
-            raise InvalidInputError(f"a check must be callable, not {type(check).__name__}")
         else:
             self._checks[name] = check
 
@@ -435,9 +389,9 @@ class ModelRegistry:
         """
         check_env(from_env)
         check_env(to_env)
-        _text(reason, "reason")
-        _flag(force, "force")
-        _callable_check(check)
+        check_text(reason, "reason")
+        check_flag(force, "force")
+        check_callable(check)
         mv = self.current(name, env=from_env)
         if mv is None:
             raise VersionNotFoundError(
@@ -472,7 +426,10 @@ class ModelRegistry:
         >>> reg.get("m", "1.2.0").failure_reason
         'bad auc'
         """
-        event, state = self._log.commit(name, self._rollback_rule(name, env, reason))
+        check_env(env)
+        check_name(name)
+        check_text(reason, "reason")
+        event, state = self._log.commit(name, partial(_rules.rollback, env=env, reason=reason))
         assert event.to_version is not None  # a rollback rule always names its target
         return state.records[event.to_version]
 
@@ -490,21 +447,10 @@ class ModelRegistry:
         >>> e = reg.plan_rollback("m"); str(e.to_version), str(e.changes[0])
         ('1.0.0', '1.1.0 candidate->failed')
         """
-        return self._log.plan(name, self._rollback_rule(name, env, reason))
-
-    @staticmethod
-    def _rollback_rule(
-        name: str, env: str, reason: str | None
-    ) -> Callable[[ModelState], RollbackEvent]:
-        """The rollback rule for these arguments, checked (rollback and plan_rollback)."""
         check_env(env)
         check_name(name)
-        _text(reason, "reason")
-
-        def build(state: ModelState) -> RollbackEvent:
-            return _rules.rollback(state, env=env, reason=reason)
-
-        return build
+        check_text(reason, "reason")
+        return self._log.plan(name, partial(_rules.rollback, env=env, reason=reason))
 
     def mark_failed(
         self, name: str, version: str | Version, *, reason: str, env: str | None = None
@@ -521,10 +467,7 @@ class ModelRegistry:
             check_env(env)
         target = Version(version)
         check_name(name)
-
-        def build(state: ModelState) -> MarkFailedEvent:
-            return _rules.mark_failed(state, target, reason=reason, env=env)
-
+        build = partial(_rules.mark_failed, target=target, reason=reason, env=env)
         event, state = self._log.commit(name, build)
         return state.records[event.version]
 
@@ -534,11 +477,8 @@ class ModelRegistry:
         """Mark a version stable (a rollback target), overriding a failure."""
         target = Version(version)
         check_name(name)
-        _text(reason, "reason")
-
-        def build(state: ModelState) -> MarkStableEvent:
-            return _rules.mark_stable(state, target, reason=reason)
-
+        check_text(reason, "reason")
+        build = partial(_rules.mark_stable, target=target, reason=reason)
         event, state = self._log.commit(name, build)
         return state.records[event.version]
 
@@ -559,8 +499,8 @@ class ModelRegistry:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
         check_name(name)
-        _text(reason, "reason")
-        _flag(dry_run, "dry_run")
+        check_text(reason, "reason")
+        check_flag(dry_run, "dry_run")
         return retention.prune(self._log, name, keep=keep, reason=reason, dry_run=dry_run)
 
     def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
@@ -574,7 +514,7 @@ class ModelRegistry:
         """
         target = Version(version)
         check_name(name)
-        _text(reason, "reason")
+        check_text(reason, "reason")
         retention.delete(self._log, name, target, reason=reason)
 
     # ------------------------------------------------------------------ loading
@@ -596,12 +536,9 @@ class ModelRegistry:
         after the check (see docs/concepts.md).
 
         Raises:
-            InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``
-                (checked before anything is read).
-            ModelNotFoundError, VersionNotFoundError: nothing to load (including
-                nothing deployed in ``env``).
-            ArtifactPrunedError: the version's artifact was pruned (also when a
-                ``prune`` or ``delete`` removed it while this load was reading).
+            InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``.
+            ModelNotFoundError, VersionNotFoundError: nothing to load (or deployed).
+            ArtifactPrunedError: the artifact was pruned (or removed while loading).
             IntegrityError: the stored bytes do not match their checksum, or are missing.
             StorageError: the artifact's place holds a symlink or not a regular file.
 
@@ -616,47 +553,24 @@ class ModelRegistry:
         check_env(env)
         state = self._log.existing(name)
         with self._log.lock:
-            if version is None:
-                v = state.pointers.get(env)
-                if v is None:
-                    raise VersionNotFoundError(
-                        f"nothing is deployed in {env!r} for model {name!r}; pass a version "
-                        f"or deploy one (versions: {', '.join(str(x) for x in state.order[-10:])})"
-                    )
-                mv = state.records[v]
-            else:
-                mv = _rules.find(state, version)
+            mv = _rules.resolve(state, version, env)
         return self._loader.load(mv, mmap_mode=mmap_mode)
 
     # ------------------------------------------------------------------ verify
     def verify(self, *, repair: bool = False, min_age: float = 3600.0) -> VerifyReport:
-        """Check the whole registry and report what is damaged (see :mod:`modelversions.fsck`).
+        """Check the whole registry and report what is damaged.
 
         Replays every model's history from the first entry (not from snapshots),
-        checks each env's pointer chain, compares the newest snapshot with the replay,
-        and hashes every artifact. With ``repair=True`` it removes only provable
-        garbage: temporaries older than ``min_age`` seconds whose writer is not alive
-        (never a younger one), unreferenced artifacts older than ``min_age`` seconds (left
-        by saves that died before committing), and damaged snapshots (a cache the log
-        rebuilds). It never removes anything a committed version uses, nor a stray file it
-        did not write. A symbolic link below a local registry's folder is reported as a
-        ``symlink`` problem, and then nothing else is checked or repaired.
-
-        An artifact found missing is checked again against the model's newest state:
-        a ``prune`` or ``delete`` committed meanwhile is not reported.
+        checks each env's pointer chain, every snapshot against the replay, and hashes
+        every artifact. With ``repair=True`` it removes only provable garbage, such as
+        temporaries and unreferenced artifacts older than ``min_age`` seconds, and
+        damaged snapshots; never anything a committed version uses, nor a stray file it
+        did not write. :mod:`modelversions.fsck` states every rule.
 
         >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
         >>> reg.verify().ok
         True
         """
-        _flag(repair, "repair")
-        if (
-            isinstance(min_age, bool)
-            or not isinstance(min_age, (int, float))
-            or not math.isfinite(min_age)
-            or min_age < 0
-        ):
-            raise InvalidInputError(
-                f"min_age must be a finite, non-negative number of seconds, not {min_age!r}"
-            )
+        check_flag(repair, "repair")
+        check_seconds(min_age, "min_age")
         return self._fsck.verify(repair=repair, min_age=min_age)
