@@ -80,8 +80,21 @@ class Change:
         return out
 
 
-def _changes(changes: tuple[Change, ...]) -> list[ChangePayload]:
-    return [c.payload() for c in changes]
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StatusEvent:
+    """The part of an event that changes statuses: its ``changes`` and ``reason``."""
+
+    changes: tuple[Change, ...]
+    reason: str | None
+
+    def _payload(self, action: str, version: Version) -> Payload:
+        changed = [c.payload() for c in self.changes]
+        return {
+            "action": action,
+            "version": str(version),
+            "changes": changed,
+            "reason": self.reason,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,48 +109,38 @@ class SaveEvent:
         return self.record.version
 
     def payload(self) -> Payload:
-        return {
-            "action": self.action,
-            "version": str(self.version),
-            "record": self.record.to_dict(),
-        }
+        record = self.record.to_dict()
+        return {"action": self.action, "version": str(self.version), "record": record}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class DeployEvent:
+class DeployEvent(_StatusEvent):
     """``env`` moves from ``from_version`` to ``version``."""
 
     action: ClassVar[str] = "deploy"
     version: Version
     env: str
     from_version: Version | None
-    changes: tuple[Change, ...]
-    reason: str | None
     forced: bool
 
     def payload(self) -> Payload:
         return {
-            "action": self.action,
-            "version": str(self.version),
+            **self._payload(self.action, self.version),
             "env": self.env,
             "from_version": _opt(self.from_version),
             "to_version": str(self.version),
-            "changes": _changes(self.changes),
-            "reason": self.reason,
             "forced": self.forced,
         }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RollbackEvent:
+class RollbackEvent(_StatusEvent):
     """``env`` moves back from ``from_version`` to ``to_version`` (None: nothing deployed)."""
 
     action: ClassVar[str] = "rollback"
     env: str
     from_version: Version
     to_version: Version | None
-    changes: tuple[Change, ...]
-    reason: str | None
 
     @property
     def version(self) -> Version | None:
@@ -145,52 +148,35 @@ class RollbackEvent:
 
     def payload(self) -> Payload:
         return {
-            "action": self.action,
+            **self._payload(self.action, self.from_version),
             "version": _opt(self.to_version),
             "env": self.env,
             "from_version": str(self.from_version),
             "to_version": _opt(self.to_version),
-            "changes": _changes(self.changes),
-            "reason": self.reason,
         }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class MarkFailedEvent:
+class MarkFailedEvent(_StatusEvent):
     """``version`` becomes failed; no pointer moves."""
 
     action: ClassVar[str] = "mark_failed"
     version: Version
     env: str | None
-    changes: tuple[Change, ...]
-    reason: str | None
 
     def payload(self) -> Payload:
-        return {
-            "action": self.action,
-            "version": str(self.version),
-            "env": self.env,
-            "changes": _changes(self.changes),
-            "reason": self.reason,
-        }
+        return {**self._payload(self.action, self.version), "env": self.env}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class MarkStableEvent:
+class MarkStableEvent(_StatusEvent):
     """``version`` becomes stable (a rollback target)."""
 
     action: ClassVar[str] = "mark_stable"
     version: Version
-    changes: tuple[Change, ...]
-    reason: str | None
 
     def payload(self) -> Payload:
-        return {
-            "action": self.action,
-            "version": str(self.version),
-            "changes": _changes(self.changes),
-            "reason": self.reason,
-        }
+        return self._payload(self.action, self.version)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,12 +188,8 @@ class PruneEvent:
     reason: str | None
 
     def payload(self) -> Payload:
-        return {
-            "action": self.action,
-            "version": None,
-            "pruned": [str(v) for v in self.pruned],
-            "reason": self.reason,
-        }
+        pruned = [str(v) for v in self.pruned]
+        return {"action": self.action, "version": None, "pruned": pruned, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

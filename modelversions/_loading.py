@@ -4,11 +4,10 @@ The artifact's sha256 is checked before anything is unpickled, and what was hash
 what is unpickled: one open descriptor on a local folder (a memo of descriptors already
 verified, keyed by their fstat identity, spares re-hashing), a verified open file from
 the read cache (:mod:`modelversions._cache`), the bytes in memory for a small remote
-artifact, a spooled temporary file for a large one. A deploy check runs on a model
-loaded here (:func:`check_failure`). An artifact missing while loading
+artifact, a spooled temporary file for a large one. An artifact missing while loading
 is checked again against the newest state: a concurrent ``prune`` or ``delete`` is
-:class:`ArtifactPrunedError`, anything else damage. This module never writes to the
-registry's storage.
+:class:`ArtifactPrunedError`, anything else damage. A deploy check runs on a model
+loaded here (:func:`check_failure`). This module never writes to the registry's storage.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from modelversions import _state
 from modelversions._commit import Log
@@ -46,6 +45,16 @@ def check_failure(load: Callable[[], Any], guard: Callable[[Any], Any]) -> str |
     except Exception as exc:  # the check is user code: any failure fails the deploy
         return f"the check raised {type(exc).__name__}: {exc}"
     return None if result is not False else "the check returned False"
+
+
+def _from_file(
+    fh: IO[bytes], mv: ModelVersion, what: str, mmap_mode: str | None, *, verified: bool
+) -> Any:
+    from modelversions import serialization
+
+    return serialization.load_model_file(
+        fh, sha256=mv.sha256, size=mv.size, what=what, mmap_mode=mmap_mode, verified=verified
+    )
 
 
 class Loader:
@@ -87,14 +96,7 @@ class Loader:
                     # An open file whose bytes were verified: eviction or a swap of the
                     # cached path after this point cannot change what is unpickled.
                     with self.cache.fetch(backend, key, mv.sha256, mv.size, what) as fh:
-                        return serialization.load_model_file(
-                            fh,
-                            sha256=mv.sha256,
-                            size=mv.size,
-                            what=what,
-                            verified=True,
-                            mmap_mode=mmap_mode,
-                        )
+                        return _from_file(fh, mv, what, mmap_mode, verified=True)
                 if mv.size <= _SMALL_ARTIFACT:
                     data = backend.read(key)
                     return serialization.load_model_bytes(
@@ -124,14 +126,7 @@ class Loader:
             # a second look at the path, which may name another file by now.
             sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, mv.sha256)
             verified = self._verified.get(path) == sig
-            model = serialization.load_model_file(
-                fh,
-                sha256=mv.sha256,
-                size=mv.size,
-                what=what,
-                mmap_mode=mmap_mode,
-                verified=verified,
-            )
+            model = _from_file(fh, mv, what, mmap_mode, verified=verified)
         if not verified:
             if len(self._verified) >= _VERIFIED_MEMO:
                 self._verified.clear()

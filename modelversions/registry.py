@@ -54,10 +54,9 @@ class ModelRegistry:
         storage_options: passed to the backend (e.g. S3 credentials, endpoint).
         user: recorded in history (default: the login name).
         checks: a default deploy check per model name (see :meth:`deploy`).
-        cache_dir, cache_size: a local read cache for remote artifacts (content-addressed
-            by sha256, bounded to ``cache_size`` bytes, kept in the subfolder
-            ``<cache_dir>/modelversions/``: nothing else is touched); ignored for local
-            folders.
+        cache_dir, cache_size: a local read cache for remote artifacts, by sha256, of at
+            most ``cache_size`` bytes, in ``<cache_dir>/modelversions/`` (nothing else is
+            touched); ignored for local folders.
         max_retries: how many times a change is retried when other writers commit first.
 
     >>> reg = ModelRegistry("memory://")
@@ -140,14 +139,14 @@ class ModelRegistry:
             description: free text (a str).
 
         Raises:
-            InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments,
-                including a value that cannot be stored (named by its path) and a bump
-                past the version limits (checked before anything is written).
-            VersionExistsError: an equal version exists (build metadata aside), or
-                existed and was deleted (version numbers are never reused).
+            InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments (a
+                value that cannot be stored is named by its path), checked before anything
+                is written, like a bump past the version limits.
+            VersionExistsError: an equal version exists (build metadata aside), or existed
+                and was deleted (version numbers are never reused).
 
-        The artifact is written and made durable first; the version appears in one
-        atomic commit afterwards, so no reader ever sees it without its artifact.
+        The artifact is made durable first, then the version appears in one atomic
+        commit: no reader ever sees it without its artifact.
 
         >>> reg = ModelRegistry("memory://")
         >>> mv = reg.save("churn", [1, 2, 3], metrics={"auc": 0.91})
@@ -285,11 +284,10 @@ class ModelRegistry:
             env: the environment (default ``production``).
             reason: recorded in history.
             force: allow deploying a ``failed`` version.
-            check: a guard called as ``check(model)`` with the loaded model after the
-                pointer moved (default: the registry's check for ``name``, if any). If it
-                raises or returns ``False``, the replaced version is put back at once, the
-                new one is marked failed with the check's message, and
-                :class:`DeployCheckFailedError` is raised.
+            check: called as ``check(model)`` with the loaded model once the pointer moved
+                (default: the registry's check for ``name``, if any). If it raises or returns
+                ``False``, the replaced version is put back at once, the new one is marked
+                failed with the check's message, and :class:`DeployCheckFailedError` raised.
 
         Raises:
             VersionNotFoundError, ForbiddenTransitionError (failed, no ``force``),
@@ -411,8 +409,7 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Deploy the latest stable version below the deployed one; mark that one failed.
 
-        Returns:
-            the version now deployed.
+        Returns the version now deployed.
 
         Raises:
             NoRollbackTargetError: nothing deployed, or no stable version below it
@@ -490,11 +487,8 @@ class ModelRegistry:
 
         Never prunes a deployed version or a version some env would roll back to.
         Records and history stay; the versions are flagged ``pruned``. Artifacts shared
-        with kept versions (same sha256) stay too. With ``dry_run=True`` nothing is
-        changed and the versions that would be pruned now are returned.
-
-        Returns:
-            the versions pruned by this call (or that would be, for a dry run).
+        with kept versions (same sha256) stay too. Returns the versions pruned (with
+        ``dry_run=True``: that would be pruned now, changing nothing).
         """
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
