@@ -301,9 +301,9 @@ def test_cache_never_follows_or_deletes_through_a_symlink(tmp_path: Path) -> Non
     target = Path(cache.path_for("ff" + "1" * 62)).parent
     assert target == shard_link
     fresh = ModelRegistry(backend, cache_dir=tmp_path / "cache")
-    assert fresh._cache is not None
+    assert fresh._loader.cache is not None
     with pytest.raises(StorageError, match="symlink"):
-        fresh._cache.fetch(backend, "k", "ff" + "1" * 62, 1, "test")
+        fresh._loader.cache.fetch(backend, "k", "ff" + "1" * 62, 1, "test")
 
 
 # ---------------------------------------------------------------------------- 4: prune race
