@@ -9,8 +9,8 @@ is :mod:`modelversions._state`'s job; the public :class:`~modelversions.records.
 is built from the stored payload. Nothing here reads or writes storage.
 
 >>> from modelversions.version import Version
->>> MarkStableEvent(Version("1.2.0"), (Change(Version("1.2.0"), Status.FAILED,
-...                 Status.STABLE),), reason=None).payload()["changes"]
+>>> change = Change(Version("1.2.0"), Status.FAILED, Status.STABLE)
+>>> MarkStableEvent(version=Version("1.2.0"), changes=(change,), reason=None).payload()["changes"]
 [{'version': '1.2.0', 'from': 'failed', 'to': 'stable'}]
 """
 
@@ -80,7 +80,7 @@ class Change:
         return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class _StatusEvent:
     """The part of an event that changes statuses: its ``changes`` and ``reason``."""
 
@@ -97,7 +97,7 @@ class _StatusEvent:
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class SaveEvent:
     """A new version, with its whole record."""
 
@@ -113,7 +113,7 @@ class SaveEvent:
         return {"action": self.action, "version": str(self.version), "record": record}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DeployEvent(_StatusEvent):
     """``env`` moves from ``from_version`` to ``version``."""
 
@@ -133,7 +133,7 @@ class DeployEvent(_StatusEvent):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RollbackEvent(_StatusEvent):
     """``env`` moves back from ``from_version`` to ``to_version`` (None: nothing deployed)."""
 
@@ -156,7 +156,7 @@ class RollbackEvent(_StatusEvent):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MarkFailedEvent(_StatusEvent):
     """``version`` becomes failed; no pointer moves."""
 
@@ -168,7 +168,7 @@ class MarkFailedEvent(_StatusEvent):
         return {**self._payload(self.action, self.version), "env": self.env}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MarkStableEvent(_StatusEvent):
     """``version`` becomes stable (a rollback target)."""
 
@@ -179,7 +179,7 @@ class MarkStableEvent(_StatusEvent):
         return self._payload(self.action, self.version)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class PruneEvent:
     """The artifacts of ``pruned`` are to be deleted; their records stay, flagged."""
 
@@ -192,7 +192,7 @@ class PruneEvent:
         return {"action": self.action, "version": None, "pruned": pruned, "reason": self.reason}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteEvent:
     """``record``'s version is removed (its number stays used)."""
 

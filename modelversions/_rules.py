@@ -111,7 +111,7 @@ def save(
     ``metrics``, ``params``, ``tags``, ``description``).
     """
     v = new_version(state, explicit, bump)
-    return SaveEvent(ModelVersion(state.name, v, Status.CANDIDATE, **fields))
+    return SaveEvent(record=ModelVersion(state.name, v, Status.CANDIDATE, **fields))
 
 
 # ---------------------------------------------------------------------- deploy
