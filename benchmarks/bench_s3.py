@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmark the checkout this script belongs to
 
 from modelversions import ModelRegistry  # noqa: E402
-from modelversions.backends.fsspec import S3Backend  # noqa: E402
+from modelversions.backends.s3 import S3Backend  # noqa: E402
 
 MiB = 1 << 20
 

@@ -54,9 +54,10 @@ class ModelRegistry:
         storage_options: passed to the backend (e.g. S3 credentials, endpoint).
         user: recorded in history (default: the login name).
         checks: a default deploy check per model name (see :meth:`deploy`).
-        cache_dir, cache_size: a local read cache for remote artifacts, by sha256, of at
-            most ``cache_size`` bytes, in ``<cache_dir>/modelversions/`` (nothing else is
+        cache_dir: a local read cache for remote artifacts (content-addressed by sha256,
+            kept in the subfolder ``<cache_dir>/modelversions/``: nothing else is
             touched); ignored for local folders.
+        cache_size: the read cache's bound in bytes.
         max_retries: how many times a change is retried when other writers commit first.
 
     >>> reg = ModelRegistry("memory://")
@@ -133,9 +134,11 @@ class ModelRegistry:
             version: the version; by default ``1.0.0`` for a new model, else the highest
                 version ever saved (deleted ones included) bumped by ``bump``.
             bump: ``"major"``, ``"minor"`` (default) or ``"patch"``.
-            metrics, params, tags: mappings kept with the version, stored as a deep
-                JSON-normalized copy (str keys; numpy scalars become Python numbers; NaN
-                and infinities are kept; see ``docs/concepts.md``).
+            metrics: a mapping kept with the version, stored as a deep JSON-normalized
+                copy (str keys; numpy scalars become Python numbers; NaN and infinities
+                are kept; see ``docs/concepts.md``).
+            params: a mapping, stored like ``metrics``.
+            tags: a mapping, stored like ``metrics``.
             description: free text (a str).
 
         Raises:
@@ -290,8 +293,10 @@ class ModelRegistry:
                 failed with the check's message, and :class:`DeployCheckFailedError` raised.
 
         Raises:
-            VersionNotFoundError, ForbiddenTransitionError (failed, no ``force``),
-            ArtifactPrunedError, DeployCheckFailedError.
+            VersionNotFoundError: no such version.
+            ForbiddenTransitionError: the version is failed and ``force`` is not set.
+            ArtifactPrunedError: the version's artifact was pruned.
+            DeployCheckFailedError: the check failed; the replaced version is back.
 
         >>> reg = ModelRegistry("memory://")
         >>> _ = reg.save("m", 1); _ = reg.save("m", 2)

@@ -128,7 +128,7 @@ class S3Server:
 
     def filesystem(self) -> Any:
         """An ``s3fs.S3FileSystem`` on this endpoint (the one S3Backend shares)."""
-        from modelversions.backends.fsspec import S3Backend
+        from modelversions.backends.s3 import S3Backend
 
         return S3Backend("s3://any", **self.storage_options).fs
 
@@ -144,7 +144,7 @@ class S3Server:
 
     def remove_buckets(self) -> None:
         """Empty and remove the buckets this session made (external endpoints)."""
-        from modelversions.backends.fsspec import S3Backend
+        from modelversions.backends.s3 import S3Backend
 
         for name in sorted(self.buckets):
             backend = S3Backend(f"s3://{name}", **self.storage_options)

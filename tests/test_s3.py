@@ -37,9 +37,10 @@ from modelversions import (
     StorageError,
     open_backend,
 )
-from modelversions.backends import fsspec as fsspec_backend
-from modelversions.backends.fsspec import FsspecBackend, S3Backend
+from modelversions.backends import _s3_io
+from modelversions.backends.fsspec import FsspecBackend
 from modelversions.backends.memory import MemoryBackend
+from modelversions.backends.s3 import S3Backend
 
 MiB = 1 << 20
 
@@ -114,6 +115,7 @@ def test_missing_s3fs_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) ->
 def test_missing_fsspec_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fsspec", None)
     monkeypatch.delitem(sys.modules, "modelversions.backends.fsspec")
+    monkeypatch.delitem(sys.modules, "modelversions.backends.s3")
     with pytest.raises(InvalidInputError, match=r"pip install 'modelversions\[s3\]'"):
         open_backend("s3://bucket/prefix")
     with pytest.raises(InvalidInputError, match="pip install fsspec"):
@@ -155,7 +157,7 @@ class _FakeClientError(Exception):
 def test_store_errors_become_builtin_exceptions(
     code: str, status: int, expected: type[OSError]
 ) -> None:
-    err = fsspec_backend._translate(_FakeClientError(code, status), "reading k")
+    err = _s3_io._translate(_FakeClientError(code, status), "reading k")
     assert isinstance(err, expected)
     for narrower in (FileExistsError, FileNotFoundError, PermissionError):
         if not issubclass(expected, narrower):
@@ -166,8 +168,8 @@ def test_store_errors_become_builtin_exceptions(
 
 
 def test_non_store_errors_pass_through() -> None:
-    assert fsspec_backend._translate(ValueError("bug"), "x") is None
-    assert fsspec_backend._translate(FileNotFoundError("f"), "x") is None
+    assert _s3_io._translate(ValueError("bug"), "x") is None
+    assert _s3_io._translate(FileNotFoundError("f"), "x") is None
 
 
 def test_missing_bucket_is_a_storage_error_not_a_missing_model(
@@ -206,7 +208,7 @@ def test_conflict_409_is_retried_then_reported(
     def flaky(self: S3Backend, op: str, what: str, **kw: Any) -> Any:
         if op == "put_object" and conflicts["left"] > 0:
             conflicts["left"] -= 1
-            raise fsspec_backend._Conflict(16, "ConditionalRequestConflict")
+            raise _s3_io._Conflict(16, "ConditionalRequestConflict")
         return real_call(self, op, what, **kw)
 
     monkeypatch.setattr(S3Backend, "_call", flaky)
@@ -226,7 +228,7 @@ def test_412_after_a_resent_put_reads_back(s3: S3Backend, monkeypatch: pytest.Mo
 
     def resent(self: S3Backend, op: str, what: str, **kw: Any) -> Any:
         if op == "put_object":
-            err = fsspec_backend._Precondition(17, "PreconditionFailed")
+            err = _s3_io._Precondition(17, "PreconditionFailed")
             err.retried = True
             raise err
         return real_call(self, op, what, **kw)
@@ -295,7 +297,7 @@ def test_multipart_conflict_409_starts_the_upload_over(
     def flaky(self: S3Backend, op: str, what: str, **kw: Any) -> Any:
         if op == "complete_multipart_upload" and conflicts["left"]:
             conflicts["left"] -= 1
-            raise fsspec_backend._Conflict(16, "ConditionalRequestConflict")
+            raise _s3_io._Conflict(16, "ConditionalRequestConflict")
         return real_call(self, op, what, **kw)
 
     monkeypatch.setattr(S3Backend, "_call", flaky)

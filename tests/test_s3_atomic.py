@@ -21,7 +21,7 @@ import _s3server
 import pytest
 
 from modelversions import ModelRegistry
-from modelversions.backends.fsspec import S3Backend
+from modelversions.backends.s3 import S3Backend
 
 SWITCH_INTERVAL = "1e-6"  # seconds, in the server process (Python's default is 5 ms)
 

@@ -16,7 +16,7 @@ import _s3server
 import pytest
 
 from modelversions import ModelRegistry, Version, _state
-from modelversions.backends.fsspec import S3Backend
+from modelversions.backends.s3 import S3Backend
 
 
 @pytest.fixture

@@ -180,8 +180,8 @@ _Factory = Callable[..., Backend]
 _SCHEMES: dict[str, str | _Factory] = {
     "file": "modelversions.backends.local:LocalBackend",
     "memory": "modelversions.backends.memory:MemoryBackend",
-    "s3": "modelversions.backends.fsspec:S3Backend",
-    "s3a": "modelversions.backends.fsspec:S3Backend",
+    "s3": "modelversions.backends.s3:S3Backend",
+    "s3a": "modelversions.backends.s3:S3Backend",
     "gs": "modelversions.backends.fsspec:FsspecBackend",
     "gcs": "modelversions.backends.fsspec:FsspecBackend",
     "az": "modelversions.backends.fsspec:FsspecBackend",
