@@ -192,7 +192,7 @@ class ModelState:
     deleted: dict[Version, str] = dataclasses.field(default_factory=dict)
     highest: Version | None = None
     # Built from a snapshot written before `deleted`/`highest` were kept (they may be
-    # incomplete): readers replay the log instead (see ModelRegistry._load_snapshot).
+    # incomplete): readers replay the log instead (see modelversions._commit.Log).
     legacy: bool = dataclasses.field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).

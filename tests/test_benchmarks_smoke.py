@@ -112,7 +112,7 @@ def test_snapshot_encoding_reuses_record_json_exactly(tmp_path: Path) -> None:
     reg.deploy("m", "1.3.0")
     reg.deploy("m", "1.5.0")
     reg.rollback("m", reason="bench")
-    state = reg._states["m"]
+    state = reg._log.states["m"]
     expected = _state.encode(state.to_snapshot())
     assert state.encode_snapshot() == expected
     assert state.encode_snapshot() == expected  # from the cache

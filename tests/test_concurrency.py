@@ -250,7 +250,7 @@ class _Probe:
     @classmethod
     def held(cls) -> bool:
         assert cls.registry is not None
-        return bool(cls.registry._lock._is_owned())  # type: ignore[attr-defined]
+        return bool(cls.registry._log.lock._is_owned())  # type: ignore[attr-defined]
 
     def __getstate__(self) -> dict[str, int]:
         type(self).seen.append(("pickle", self.held()))

@@ -142,7 +142,7 @@ def test_the_read_cache_serves_the_file_it_verified(
     if when == "hit":  # filled by one registry, then served to a fresh one (hashes it)
         reg.load("m", mv.version)
         reg = ModelRegistry(backend, cache_dir=tmp_path / "cache")
-    cache = reg._cache
+    cache = reg._loader.cache
     assert cache is not None
     target = Path(cache.path_for(mv.sha256))
     planted, marker = _planted_file(tmp_path)
@@ -231,7 +231,7 @@ def test_cache_only_removes_what_it_wrote(tmp_path: Path) -> None:
     report.write_bytes(b"%PDF the user's own file")
     os.utime(report, (0, 0))  # the oldest file there: first in line for eviction
     reg, _backend = _cached_registry(tmp_path, cache_size=1)  # every insert evicts the rest
-    cache = reg._cache
+    cache = reg._loader.cache
     assert cache is not None
     for i in range(2):
         reg.save("x", {"w": np.full(1000, i)})
@@ -263,7 +263,7 @@ def test_cache_only_removes_what_it_wrote(tmp_path: Path) -> None:
 
 def test_cache_never_follows_or_deletes_through_a_symlink(tmp_path: Path) -> None:
     reg, backend = _cached_registry(tmp_path, cache_size=1)
-    cache = reg._cache
+    cache = reg._loader.cache
     assert cache is not None
     good = {"w": np.arange(1000.0)}
     a = reg.save("m", good)
@@ -301,9 +301,9 @@ def test_cache_never_follows_or_deletes_through_a_symlink(tmp_path: Path) -> Non
     target = Path(cache.path_for("ff" + "1" * 62)).parent
     assert target == shard_link
     fresh = ModelRegistry(backend, cache_dir=tmp_path / "cache")
-    assert fresh._cache is not None
+    assert fresh._loader.cache is not None
     with pytest.raises(StorageError, match="symlink"):
-        fresh._cache.fetch(backend, "k", "ff" + "1" * 62, 1, "test")
+        fresh._loader.cache.fetch(backend, "k", "ff" + "1" * 62, 1, "test")
 
 
 # ---------------------------------------------------------------------------- 4: prune race
@@ -371,7 +371,7 @@ def test_a_missing_artifact_of_a_live_version_is_still_integrity_error(tmp_path:
 
 def test_the_cache_builds_no_path_from_a_forged_sha256(tmp_path: Path) -> None:
     reg, backend = _cached_registry(tmp_path)
-    cache = reg._cache
+    cache = reg._loader.cache
     assert cache is not None
     backend.create("k", b"data")
     for forged in ("../../../escape", "AB" * 32, "0" * 63):

@@ -380,7 +380,7 @@ def test_artifact_removed_between_replay_and_check_is_no_problem(
     _three_distinct(store)
     other = ModelRegistry(store)
     verifier = ModelRegistry(store)
-    real_check = verifier._check_artifact
+    real_check = verifier._fsck._check_artifact
     done: list[bool] = []
 
     def check_after_a_change(key: str, mv: Any, serialization: Any) -> str | None:
@@ -392,7 +392,7 @@ def test_artifact_removed_between_replay_and_check_is_no_problem(
                 other.delete("m", "1.0.0")
         return real_check(key, mv, serialization)
 
-    monkeypatch.setattr(verifier, "_check_artifact", check_after_a_change)
+    monkeypatch.setattr(verifier._fsck, "_check_artifact", check_after_a_change)
     report = verifier.verify()
     assert done
     assert report.ok, str(report)

@@ -637,7 +637,7 @@ def test_save_reusing_an_artifact_that_a_concurrent_prune_removes(backend: Backe
     other = ModelRegistry(backend)  # "another process": its own cached state
     reg.save("m", {"w": "shared"})  # 1.0.0, artifact X
     reg.save("m", {"w": "other"})  # 1.1.0
-    real_commit = reg._commit
+    real_commit = reg._log.commit
     pruned: list[ModelVersion] = []
 
     def commit_after_a_prune(name: str, build: Any, **kw: Any) -> Any:
@@ -645,7 +645,7 @@ def test_save_reusing_an_artifact_that_a_concurrent_prune_removes(backend: Backe
             pruned.extend(other.prune("m", keep=1))  # prunes 1.0.0, deletes X
         return real_commit(name, build, **kw)
 
-    reg._commit = commit_after_a_prune  # type: ignore[method-assign]
+    reg._log.commit = commit_after_a_prune  # type: ignore[method-assign]
     mv = reg.save("m", {"w": "shared"})  # reuses X, then X is deleted under it
     assert [str(p.version) for p in pruned] == ["1.0.0"]
     assert mv.sha256 == reg.get("m", "1.0.0").sha256

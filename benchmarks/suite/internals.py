@@ -3,8 +3,8 @@
 A benchmark explains its figures with facts the public API does not give: how often a
 snapshot is written, how long a model's history is, where an artifact sits on disk. Each
 such reach is a function here, so a refactor of the registry breaks one small module, not
-the scenarios. Private names used: ``modelversions.registry._SNAPSHOT_EVERY`` and
-``ModelRegistry._states`` (a model's ``ModelState``, its ``seq``); the artifact path
+the scenarios. Private names used: ``modelversions._commit._SNAPSHOT_EVERY`` and
+``ModelRegistry._log.states`` (a model's ``ModelState``, its ``seq``); the artifact path
 follows the documented storage layout (``models/<name>/@artifacts/<sha256>.joblib``).
 """
 
@@ -15,14 +15,14 @@ from typing import Any
 
 def snapshot_every() -> int:
     """History entries between two snapshots of a model with few versions."""
-    from modelversions.registry import _SNAPSHOT_EVERY
+    from modelversions._commit import _SNAPSHOT_EVERY
 
     return _SNAPSHOT_EVERY
 
 
 def history_seq(reg: Any, name: str) -> int:
     """The number of the last history entry ``reg`` has applied for ``name``."""
-    seq: int = reg._states[name].seq
+    seq: int = reg._log.states[name].seq
     return seq
 
 

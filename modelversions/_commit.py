@@ -1,0 +1,401 @@
+"""The log of each model: reading its state, and the compare-and-swap that appends to it.
+
+Every change is one event appended to the model's history log with an atomic
+create-if-absent of ``@log/<seq>``: the writer that creates entry ``N+1`` is the one
+that saw entries ``1..N``, so the log is a compare-and-swap on the model's whole state.
+Losers re-read and retry. A save's artifact is written (and made durable) before its
+entry, so no reader ever sees a version without its artifact.
+
+:class:`Log` owns the backend handle, the lock, the cached states and history entries,
+and who writes (user, host). It decides nothing: the events it appends come from the
+rules (:mod:`modelversions._rules`). It never loads a model, and never deletes anything
+but snapshots it has superseded.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from modelversions import _state
+from modelversions._events import E, Payload
+from modelversions._names import check_name
+from modelversions._state import ModelState
+from modelversions._util import now, storage
+from modelversions.backends import Backend
+from modelversions.errors import (
+    ConcurrentUpdateError,
+    IntegrityError,
+    ModelNotFoundError,
+    ModelVersionsError,
+    StorageError,
+)
+from modelversions.records import Event, _ts
+
+# A snapshot caches a model's state so a new registry replays at most a few entries.
+# Its cost grows with the number of versions, its benefit with the entries it saves:
+# small models snapshot every 16 entries, models with many versions every 64. Both are
+# powers of two and depend only on the state at that entry, so every writer agrees.
+_SNAPSHOT_EVERY = 16
+_SNAPSHOT_EVERY_LARGE = 64
+_LARGE_MODEL = 1024
+
+
+def _snapshot_due(state: ModelState) -> bool:
+    every = _SNAPSHOT_EVERY_LARGE if len(state.records) >= _LARGE_MODEL else _SNAPSHOT_EVERY
+    return state.seq % every == 0
+
+
+# Marks a cached history entry written before the hash chain (it has no "prev").
+_UNCHAINED = object()
+
+
+class Log:
+    """The models' logs in one backend, as one registry object sees them."""
+
+    def __init__(self, backend: Backend, *, user: str, max_retries: int) -> None:
+        self.backend = backend
+        self.user = user
+        self.host = socket.gethostname()
+        self.max_retries = max_retries
+        self.lock = threading.RLock()
+        self.states: dict[str, ModelState] = {}
+        # Per model: seq -> (event, sha256 of the entry's bytes, its "prev" or _UNCHAINED).
+        self.events: dict[str, dict[int, tuple[Event, str, object]]] = {}
+
+    # ------------------------------------------------------------------ state reading
+    def read_snapshot(self, name: str, key: str, seq: int) -> ModelState:
+        """Snapshot ``key`` (of entry ``seq``), checked; raises IntegrityError, FileNotFound."""
+        with storage(f"reading {key}"):
+            data = self.backend.read(key)
+        snapshot = ModelState.from_snapshot(_state.decode(data, key), name)
+        self._check_snapshot_head(snapshot, key, seq)
+        return snapshot
+
+    def _load_snapshot(self, name: str) -> ModelState:
+        """The newest snapshot of ``name`` that checks out, else the empty state.
+
+        A snapshot is used only if its checksum holds, it names this model and the seq
+        of its key, and the history entry it was built from exists with the sha256 it
+        records (one small read). Any other is ignored with a warning and the next
+        older one (or the log from entry 1) is used: a snapshot is a cache of the log.
+        """
+        prefix = _state.snapshot_prefix(name)
+        with storage(f"listing snapshots of {name!r}"):
+            keys = self.backend.list(prefix)
+        for key in reversed(keys):
+            seq = _state.key_seq(key, prefix)
+            if seq is None:
+                continue  # a stray file, not a snapshot (verify() lists it)
+            try:
+                snapshot = self.read_snapshot(name, key, seq)
+            except FileNotFoundError:
+                continue  # removed by a newer snapshot's writer; try the next
+            except IntegrityError as exc:
+                warnings.warn(f"ignoring damaged snapshot: {exc}", stacklevel=5)
+                continue  # a snapshot is only a cache of the log
+            if snapshot.legacy:
+                break  # written by an older library, without deleted versions: replay the log
+            return snapshot
+        return ModelState(name=name)
+
+    def _check_snapshot_head(self, state: ModelState, key: str, seq: int) -> None:
+        """Check snapshot ``key`` (read as ``state``) against the entry it was built from.
+
+        Raises IntegrityError if its seq is not that of its key, if history entry
+        ``seq`` does not exist (a snapshot past the end of the log), or if the entry's
+        sha256 differs from the one the snapshot records. Sets ``state.head_sha256``
+        (a snapshot older than the hash chain records none: the entry's hash is used,
+        provided the entry is older than the chain too).
+        """
+        if state.seq != seq:
+            raise IntegrityError(f"{key} holds the state at entry {state.seq}, not {seq}")
+        entry = _state.log_key(state.name, seq)
+        try:
+            with storage(f"reading {entry}"):
+                data = self.backend.read(entry)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{key} was built from history entry {seq}, which does not exist"
+            ) from None
+        sha = _state.entry_sha256(data)
+        if state.head_sha256 is None and "prev" in _state.decode(data, entry):
+            # Whoever wrote a chained entry writes its snapshot with the entry's hash.
+            raise IntegrityError(
+                f"{key} records no sha256 of entry {seq}, but that entry is chained "
+                "(a snapshot stripped of its hash)"
+            )
+        if state.head_sha256 is not None and state.head_sha256 != sha:
+            raise IntegrityError(
+                f"{key} was built from an entry {seq} with sha256 {state.head_sha256}, "
+                f"but {entry} has sha256 {sha}"
+            )
+        state.head_sha256 = sha
+
+    def refresh(self, name: str) -> ModelState:
+        """Bring the cached state of ``name`` up to the newest committed event."""
+        state = self.states.get(name)
+        first = state is None
+        if state is None:
+            state = self._load_snapshot(name)
+        while True:
+            key = _state.log_key(name, state.seq + 1)
+            try:
+                with storage(f"reading {key}"):
+                    data = self.backend.read(key)
+            except FileNotFoundError:
+                if first and self._gap_after(name, state.seq):
+                    continue  # a writer committed the missing entry meanwhile: read on
+                break
+            state.apply(_state.decode(data, key), sha256=_state.entry_sha256(data))
+        if first:  # cached only once whole: a damaged history is refused on every read
+            self.states[name] = state
+        return state
+
+    def _gap_after(self, name: str, seq: int) -> bool:
+        """Entry ``seq + 1`` was not found: raise IntegrityError if ``seq + 2`` exists.
+
+        One probe, on a model's first read: catches a deleted entry (verify() finds
+        every gap). Returns True if entry ``seq + 1`` appeared since (no gap).
+        """
+        with storage(f"reading the history of {name!r}"):
+            if not self.backend.exists(_state.log_key(name, seq + 2)):
+                return False
+            if self.backend.exists(_state.log_key(name, seq + 1)):
+                return True  # both were committed after the first read
+        raise IntegrityError(
+            f"history entry {_state.log_key(name, seq + 1)} is missing but a later one "
+            f"exists: the history of model {name!r} has a gap (run verify())"
+        )
+
+    def existing(self, name: str) -> ModelState:
+        """The newest state of model ``name``; ModelNotFoundError if it has no history."""
+        check_name(name)
+        with self.lock:
+            state = self.refresh(name)
+        if state.seq == 0:
+            raise ModelNotFoundError(self.not_found_message(name))
+        return state
+
+    def models(self) -> list[str]:
+        """Names of the models that have at least one history entry, sorted."""
+        with storage("listing models"):
+            keys = self.backend.list("index/")
+        names = [k[len("index/") : -len("/@model")] for k in keys if k.endswith("/@model")]
+        out = []
+        for name in names:
+            with storage(f"checking model {name!r}"):
+                if (name in self.states and self.states[name].seq > 0) or self.backend.exists(
+                    _state.log_key(name, 1)
+                ):
+                    out.append(name)
+        return sorted(out)
+
+    def not_found_message(self, name: str) -> str:
+        try:
+            known = self.models()
+        except ModelVersionsError:
+            known = []
+        shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        return f"no model {name!r} in {self.backend.url}; models: {shown or '(none)'}"
+
+    def history(self, name: str, start: int) -> list[Event]:
+        """Every event of ``name`` from ``start`` on, checked against the hash chain."""
+        state = self.existing(name)
+        with self.lock:
+            events = self.events.setdefault(name, {})
+            out = []
+            # The sha256 of the entry before `seq`, when known (None before entry 1).
+            before = events[start - 1][1] if start - 1 in events else None
+            for seq in range(start, state.seq + 1):
+                key = _state.log_key(name, seq)
+                cached = events.get(seq)
+                if cached is None:
+                    with storage(f"reading {key}"):
+                        try:
+                            data = self.backend.read(key)
+                        except FileNotFoundError as exc:
+                            raise IntegrityError(f"history entry {key} is missing") from exc
+                    payload = _state.decode(data, key)
+                    prev = payload.get("prev", _UNCHAINED)
+                    event = _state.event_from_payload(payload)
+                    cached = (event, _state.entry_sha256(data), prev)
+                event, sha, prev = cached
+                if prev is not _UNCHAINED and (seq == 1 or before is not None) and prev != before:
+                    raise IntegrityError(
+                        f"history entry {_state.log_key(name, seq - 1)} was replaced or "
+                        f"damaged: {key} records its sha256 as {prev}, it is {before} "
+                        "(broken hash chain; run verify())"
+                    )
+                events[seq] = cached
+                before = sha
+                out.append(event)
+            if start <= state.seq and state.head_sha256 is not None and before != state.head_sha256:
+                raise IntegrityError(
+                    f"history entry {_state.log_key(name, state.seq)} has sha256 {before}, "
+                    f"not the {state.head_sha256} this registry's state was built from"
+                )
+        return out
+
+    # ------------------------------------------------------------------ committing
+    def _next_entry(
+        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
+    ) -> tuple[E, Payload, ModelState]:
+        """The next event of ``name``, built from its newest state (caller holds the lock).
+
+        Unless ``new_model``, a model without history raises ModelNotFoundError.
+        """
+        state = self.refresh(name)
+        if state.seq == 0 and not new_model:
+            raise ModelNotFoundError(self.not_found_message(name))
+        event = build(state)
+        payload = event.payload()
+        payload["schema"] = _state.SCHEMA
+        payload["seq"] = state.seq + 1
+        payload["time"] = _ts(now())
+        payload["name"] = name
+        payload["user"] = self.user
+        payload["host"] = self.host
+        return event, payload, state
+
+    def plan(self, name: str, build: Callable[[ModelState], E]) -> Event:
+        """The event ``build`` makes from the newest state, not committed."""
+        with self.lock:
+            _event, payload, _now = self._next_entry(name, build)
+        return _state.event_from_payload(payload)
+
+    def commit(
+        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
+    ) -> tuple[E, ModelState]:
+        """Append one event computed by ``build`` from the newest state; retry on races."""
+        delay = 0.0005
+        for _attempt in range(self.max_retries):
+            with self.lock:
+                event, payload, state = self._next_entry(name, build, new_model=new_model)
+                if state.seq == 0 or state.head_sha256 is not None:
+                    payload["prev"] = state.head_sha256  # chains this entry to the last
+                key = _state.log_key(name, payload["seq"])
+                data = _state.encode(payload)
+                try:
+                    self.backend.create(key, data)
+                except FileExistsError:
+                    pass  # another writer committed entry `seq` first: re-read and retry
+                except OSError as exc:
+                    raise StorageError(self._commit_failed(key, data, exc)) from exc
+                else:
+                    state.apply(payload, sha256=_state.entry_sha256(data))
+                    if _snapshot_due(state):
+                        self._write_snapshot(state)
+                    return event, state
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.05)
+        raise ConcurrentUpdateError(
+            f"gave up changing model {name!r} after {self.max_retries} attempts: other "
+            "writers kept committing first; nothing was changed by this call"
+        )
+
+    def _commit_failed(self, key: str, data: bytes, exc: OSError) -> str:
+        try:
+            landed = self.backend.read(key) == data
+        except FileNotFoundError:
+            landed = False
+        except OSError as again:
+            return (
+                f"could not write {key}: {exc}; reading it back failed too ({again}), so the "
+                "change may have been published: check history() before retrying"
+            )
+        if landed:
+            return (
+                f"the change was published as {key} but the storage then failed ({exc}); "
+                "it is visible to readers, its durability is not confirmed"
+            )
+        return f"could not write {key}: {exc}; nothing was changed"
+
+    def _write_snapshot(self, state: ModelState) -> None:
+        key = _state.snapshot_key(state.name, state.seq)
+        try:
+            self.backend.create(key, state.encode_snapshot())
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            warnings.warn(f"could not write snapshot {key} (a cache only): {exc}", stacklevel=4)
+            return
+        try:
+            prefix = _state.snapshot_prefix(state.name)
+            ours = [k for k in self.backend.list(prefix) if _state.key_seq(k, prefix)]
+            for old in ours[:-2]:
+                self.backend.delete(old)
+        except OSError as exc:
+            warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
+
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        name: str,
+        model: Any,
+        check: Callable[[ModelState], object],
+        rule: Callable[[str, int], Callable[[ModelState], E]],
+    ) -> tuple[E, ModelState]:
+        """Store ``model``'s artifact, then commit the event ``rule(sha256, size)`` builds.
+
+        ``check`` runs first on the newest state (e.g. the version choice): a refusal
+        then leaves nothing behind; the commit runs the rule again on the newest state.
+        """
+        with self.lock:
+            state = self.refresh(name)
+            check(state)
+            is_new = state.seq == 0
+        sha256, size, created = self._write_artifact(name, model)
+        if is_new:
+            with storage(f"registering model {name!r}"), suppress(FileExistsError):
+                self.backend.create(_state.index_key(name), b"{}")
+        event, state = self.commit(name, rule(sha256, size), new_model=True)
+        if not created:
+            self._ensure_artifact(name, model, sha256)
+        return event, state
+
+    def _write_artifact(self, name: str, model: Any) -> tuple[str, int, bool]:
+        """Store the artifact; return its sha256, size and whether it was new."""
+        from modelversions.serialization import dump_model
+
+        what = f"writing an artifact of {name!r}"
+        try:
+            with storage(what):
+                blob = self.backend.open_blob()
+                try:
+                    sha256, size = dump_model(model, blob)
+                    created = blob.commit(_state.artifact_key(name, sha256))
+                except BaseException:
+                    blob.abort()
+                    raise
+        except (FileNotFoundError, FileExistsError) as exc:
+            # e.g. its temporary removed under it: nothing was stored, say so as a
+            # StorageError (VersionExistsError and the like are not OSErrors here).
+            if isinstance(exc, ModelVersionsError):
+                raise
+            raise StorageError(f"storage failed while {what}: {exc}; nothing was saved") from exc
+        return sha256, size, created
+
+    def _ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
+        """After a save that reused a stored artifact: make sure it is still there.
+
+        A concurrent ``prune``/``delete`` may have removed the reused artifact between
+        this save finding it and committing its record; write it again then.
+        """
+        key = _state.artifact_key(name, sha256)
+        with storage(f"checking {key}"):
+            if self.backend.exists(key):
+                return
+        again, _size, _created = self._write_artifact(name, model)
+        if again != sha256:
+            raise IntegrityError(
+                f"the artifact {key} was removed by a concurrent prune while this save "
+                f"committed, and serializing the model again gave different bytes "
+                f"({again}); save the model again"
+            )

@@ -1,0 +1,67 @@
+"""Retention: prune old artifacts, delete versions, and collect the artifacts they free.
+
+The choice of what goes is a rule (:func:`modelversions._rules.prune_victims`,
+:func:`~modelversions._rules.delete`): never a deployed version, never a version some env
+would roll back to. This module commits that choice, then deletes the artifacts no
+unpruned version references any more, re-reading the newest state right before each
+delete. It never deletes a record or a history entry (``prune`` flags versions, ``delete``
+appends an event), and never an artifact that no committed version ever referenced: that
+may belong to a save still in flight, and is left to ``verify(repair=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelversions import _rules, _state
+from modelversions._commit import Log
+from modelversions._events import DeleteEvent, PruneEvent
+from modelversions._state import ModelState
+from modelversions._util import storage
+from modelversions.records import ModelVersion
+from modelversions.version import Version
+
+
+def prune(
+    log: Log, name: str, *, keep: int, reason: str | None, dry_run: bool
+) -> list[ModelVersion]:
+    """Prune ``name`` down to its newest ``keep`` versions; return the pruned ones."""
+    if dry_run:
+        with log.lock:
+            state = log.refresh(name)
+            return [state.records[v] for v in _rules.prune_victims(state, keep)]
+
+    def build(state: ModelState) -> PruneEvent:
+        return _rules.prune(state, keep=keep, reason=reason)
+
+    event, state = log.commit(name, build)
+    with log.lock:
+        shas = {mv.sha256 for mv in state.records.values() if mv.pruned}
+    collect_artifacts(log, name, shas)
+    return [state.records[v] for v in event.pruned]
+
+
+def delete(log: Log, name: str, target: Version, *, reason: str | None) -> None:
+    """Delete version ``target`` of ``name`` and, if no other version uses it, its artifact."""
+
+    def build(state: ModelState) -> DeleteEvent:
+        return _rules.delete(state, target, reason=reason)
+
+    event, _state_now = log.commit(name, build)
+    collect_artifacts(log, name, [event.record.sha256])
+
+
+def collect_artifacts(log: Log, name: str, candidates: Iterable[str]) -> None:
+    """Delete the artifacts among ``candidates`` (sha256s) no unpruned version uses.
+
+    Only artifacts of pruned or deleted versions are candidates: an artifact that no
+    committed version references may belong to a save still in flight (its record
+    is committed after its artifact), so it is left to ``verify(repair=True)``.
+    """
+    for sha in sorted(set(candidates)):
+        # Re-read right before each delete: a save committed meanwhile may reuse it.
+        with log.lock:
+            if sha in log.refresh(name).referenced_artifacts():
+                continue
+        with storage(f"collecting artifacts of {name!r}"):
+            log.backend.delete(_state.artifact_key(name, sha))
