@@ -1,6 +1,7 @@
 """ModelRegistry: the public facade over the registry's rooms.
 
-It checks arguments and delegates: the lifecycle rules are pure functions in
+It checks arguments and delegates (deploy, promote, rollback and the marks are
+inherited from :class:`modelversions._lifecycle.Lifecycle`): the lifecycle rules are pure functions in
 :mod:`modelversions._rules` (state + request -> typed event, :mod:`modelversions._events`);
 :mod:`modelversions._commit` reads each model's state from its log and appends events
 with an atomic create-if-absent (a compare-and-swap on the model's whole state; no
@@ -13,16 +14,16 @@ for the storage contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from modelversions import _rules, _values, retention
 from modelversions._commit import Log
-from modelversions._events import DeployEvent, MarkFailedEvent, RollbackEvent, SaveEvent
-from modelversions._loading import Loader, check_failure
+from modelversions._events import SaveEvent
+from modelversions._lifecycle import Check, Lifecycle
+from modelversions._loading import Loader
 from modelversions._names import check_env, check_name
-from modelversions._state import ModelState
 from modelversions._util import (
     check_callable,
     check_flag,
@@ -34,18 +35,15 @@ from modelversions._util import (
     storage,
 )
 from modelversions.backends import Backend, open_backend
-from modelversions.errors import InvalidInputError, VersionNotFoundError
+from modelversions.errors import InvalidInputError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
 from modelversions.version import Version
 
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
 
-#: A deploy check: called with the loaded model; raising or returning False fails it.
-Check = Callable[[Any], Any]
 
-
-class ModelRegistry:
+class ModelRegistry(Lifecycle):
     """Versioned models with one-call rollback, stored in a folder, memory or a bucket.
 
     Args:
@@ -269,220 +267,6 @@ class ModelRegistry:
         state = self._log.existing(name)
         with self._log.lock:
             return _rules.rollback_target(state, env)
-
-    # ------------------------------------------------------------------ lifecycle
-    def deploy(
-        self,
-        name: str,
-        version: str | Version,
-        *,
-        env: str = "production",
-        reason: str | None = None,
-        force: bool = False,
-        check: Check | None = None,
-    ) -> ModelVersion:
-        """Point ``env`` at ``version``; the replaced version, unless failed, becomes stable.
-
-        Args:
-            env: the environment (default ``production``).
-            reason: recorded in history.
-            force: allow deploying a ``failed`` version.
-            check: called as ``check(model)`` with the loaded model once the pointer moved
-                (default: the registry's check for ``name``, if any). If it raises or returns
-                ``False``, the replaced version is put back at once, the new one is marked
-                failed with the check's message, and :class:`DeployCheckFailedError` raised.
-
-        Raises:
-            VersionNotFoundError: no such version.
-            ForbiddenTransitionError: the version is failed and ``force`` is not set.
-            ArtifactPrunedError: the version's artifact was pruned.
-            DeployCheckFailedError: the check failed; the replaced version is back.
-
-        >>> reg = ModelRegistry("memory://")
-        >>> _ = reg.save("m", 1); _ = reg.save("m", 2)
-        >>> _ = reg.deploy("m", "1.0.0"); _ = reg.deploy("m", "1.1.0")
-        >>> reg.get("m", "1.0.0").status.value
-        'stable'
-        """
-        check_callable(check)
-        event, state = self._log.commit(name, self._deploy_rule(name, version, env, reason, force))
-        deployed = state.records[event.version]
-        guard = check if check is not None else self._checks.get(name)
-        if guard is not None:
-            self._run_check(name, env, guard, deployed, event.from_version)
-        return deployed
-
-    def plan_deploy(
-        self,
-        name: str,
-        version: str | Version,
-        *,
-        env: str = "production",
-        reason: str | None = None,
-        force: bool = False,
-    ) -> Event:
-        """The event :meth:`deploy` would commit now, without changing anything (a dry run).
-
-        The deploy's rules run on the newest state, so a deploy they refuse raises the
-        error :meth:`deploy` would raise. ``seq`` and ``time`` are those the event would
-        get if committed now. No deploy check is run.
-
-        >>> reg = ModelRegistry("memory://")
-        >>> _ = reg.save("m", 1); _ = reg.save("m", 2); _ = reg.deploy("m", "1.0.0")
-        >>> print(reg.plan_deploy("m", "1.1.0").changes[0])
-        1.0.0 candidate->stable
-        """
-        return self._log.plan(name, self._deploy_rule(name, version, env, reason, force))
-
-    @staticmethod
-    def _deploy_rule(
-        name: str, version: str | Version, env: str, reason: str | None, force: bool
-    ) -> partial[DeployEvent]:
-        """The deploy rule for these arguments, checked (shared by deploy and plan_deploy)."""
-        check_env(env)
-        check_name(name)
-        target = Version(version)
-        check_text(reason, "reason")
-        check_flag(force, "force")
-        return partial(_rules.deploy, target=target, env=env, reason=reason, force=force)
-
-    def _run_check(
-        self, name: str, env: str, guard: Check, deployed: ModelVersion, before: Version | None
-    ) -> None:
-        """Run a deploy check; if it fails, mark ``deployed`` failed, put ``before`` back."""
-        message = check_failure(lambda: self.load(name, deployed.version), guard)
-        if message is None:
-            return
-        seen: list[Version | None] = []  # where env pointed when the event was built
-
-        def build(state: ModelState) -> MarkFailedEvent | RollbackEvent:
-            seen[:] = [state.pointers.get(env)]
-            return _rules.check_failed(
-                state, deployed.version, env=env, before=before, message=message
-            )
-
-        event, _state_now = self._log.commit(name, build)
-        raise _rules.check_failed_error(
-            event, name=name, env=env, message=message, before=before, pointer=seen[0]
-        )
-
-    def set_check(self, name: str, check: Check | None) -> None:
-        """Set (or with ``None`` remove) the default deploy check of model ``name``."""
-        check_name(name)
-        check_callable(check, "a check")
-        if check is None:
-            self._checks.pop(name, None)
-        else:
-            self._checks[name] = check
-
-    def promote(
-        self,
-        name: str,
-        *,
-        from_env: str = "staging",
-        to_env: str = "production",
-        reason: str | None = None,
-        force: bool = False,
-        check: Check | None = None,
-    ) -> ModelVersion:
-        """Deploy to ``to_env`` the version ``from_env`` runs now.
-
-        Raises:
-            NotFoundError: nothing is deployed in ``from_env``.
-        """
-        check_env(from_env)
-        check_env(to_env)
-        check_text(reason, "reason")
-        check_flag(force, "force")
-        check_callable(check)
-        mv = self.current(name, env=from_env)
-        if mv is None:
-            raise VersionNotFoundError(
-                f"cannot promote model {name!r}: nothing is deployed in {from_env!r}"
-            )
-        return self.deploy(
-            name,
-            mv.version,
-            env=to_env,
-            force=force,
-            check=check,
-            reason=reason or f"promoted from {from_env}",
-        )
-
-    def rollback(
-        self, name: str, *, env: str = "production", reason: str | None = None
-    ) -> ModelVersion:
-        """Deploy the latest stable version below the deployed one; mark that one failed.
-
-        Returns the version now deployed.
-
-        Raises:
-            NoRollbackTargetError: nothing deployed, or no stable version below it
-                (the message lists the versions below and their statuses); nothing changes.
-
-        >>> reg = ModelRegistry("memory://")
-        >>> for i in range(3): _ = reg.save("m", i)
-        >>> for v in ("1.0.0", "1.1.0", "1.2.0"): _ = reg.deploy("m", v)
-        >>> str(reg.rollback("m", reason="bad auc").version)
-        '1.1.0'
-        >>> reg.get("m", "1.2.0").failure_reason
-        'bad auc'
-        """
-        check_env(env)
-        check_name(name)
-        check_text(reason, "reason")
-        event, state = self._log.commit(name, partial(_rules.rollback, env=env, reason=reason))
-        assert event.to_version is not None  # a rollback rule always names its target
-        return state.records[event.to_version]
-
-    def plan_rollback(
-        self, name: str, *, env: str = "production", reason: str | None = None
-    ) -> Event:
-        """The event :meth:`rollback` would commit now, without changing anything.
-
-        Raises:
-            NoRollbackTargetError: as :meth:`rollback` would.
-
-        >>> reg = ModelRegistry("memory://")
-        >>> for i in range(2): _ = reg.save("m", i)
-        >>> for v in ("1.0.0", "1.1.0"): _ = reg.deploy("m", v)
-        >>> e = reg.plan_rollback("m"); str(e.to_version), str(e.changes[0])
-        ('1.0.0', '1.1.0 candidate->failed')
-        """
-        check_env(env)
-        check_name(name)
-        check_text(reason, "reason")
-        return self._log.plan(name, partial(_rules.rollback, env=env, reason=reason))
-
-    def mark_failed(
-        self, name: str, version: str | Version, *, reason: str, env: str | None = None
-    ) -> ModelVersion:
-        """Mark a version failed; no pointer moves (a deployed one keeps serving).
-
-        Args:
-            reason: why (required, recorded on the version and in history).
-            env: where it failed, if env-specific.
-        """
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidInputError("mark_failed needs a reason (a non-empty str)")
-        if env is not None:
-            check_env(env)
-        target = Version(version)
-        check_name(name)
-        build = partial(_rules.mark_failed, target=target, reason=reason, env=env)
-        event, state = self._log.commit(name, build)
-        return state.records[event.version]
-
-    def mark_stable(
-        self, name: str, version: str | Version, *, reason: str | None = None
-    ) -> ModelVersion:
-        """Mark a version stable (a rollback target), overriding a failure."""
-        target = Version(version)
-        check_name(name)
-        check_text(reason, "reason")
-        build = partial(_rules.mark_stable, target=target, reason=reason)
-        event, state = self._log.commit(name, build)
-        return state.records[event.version]
 
     # ------------------------------------------------------------------ retention
     def prune(
