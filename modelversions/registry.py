@@ -1,8 +1,9 @@
 """ModelRegistry: the public facade over the registry's rooms.
 
 It checks arguments and delegates (deploy, promote, rollback and the marks are
-inherited from :class:`modelversions._lifecycle.Lifecycle`): the lifecycle rules are pure functions in
-:mod:`modelversions._rules` (state + request -> typed event, :mod:`modelversions._events`);
+inherited from :class:`modelversions._lifecycle.Lifecycle`): the lifecycle rules are
+pure functions in :mod:`modelversions._rules` (state + request -> typed event,
+:mod:`modelversions._events`);
 :mod:`modelversions._commit` reads each model's state from its log and appends events
 with an atomic create-if-absent (a compare-and-swap on the model's whole state; no
 locks, no mutable objects in storage); :mod:`modelversions._loading` verifies and loads
