@@ -17,8 +17,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import IO, Any
 
+from modelversions import Status
 from modelversions.cli._shell import PROG
-from modelversions.records import Status
 
 # Characters a terminal may act on or that change how a line reads: C0/C1 controls
 # (newline, ESC...), format characters (bidi overrides such as U+202E, zero-width

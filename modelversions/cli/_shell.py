@@ -8,7 +8,7 @@ itself (no registry given, no such folder). Nothing here prints or touches a reg
 
 from __future__ import annotations
 
-from modelversions.errors import (
+from modelversions import (
     ConcurrentUpdateError,
     IntegrityError,
     InvalidInputError,
