@@ -26,6 +26,7 @@ from modelversions import (
     VersionExistsError,
     cli,
 )
+from modelversions.cli._output import _Out
 
 _BIN = Path(sys.executable).parent / ("modelversions.exe" if os.name == "nt" else "modelversions")
 SCRIPT = str(_BIN) if _BIN.exists() else shutil.which("modelversions")
@@ -629,16 +630,16 @@ def test_status_colors_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
     tty = Tty()
-    out = cli._Out(tty, as_json=False)
+    out = _Out(tty, as_json=False)
     out.table(("VERSION", "STATUS", "X"), [["1.0.0", "failed", "a"], ["1.1.0", "stable", "b"]])
     lines = tty.getvalue().splitlines()
     assert lines[1] == "1.0.0    \x1b[31mfailed\x1b[0m  a"
     assert lines[2] == "1.1.0    \x1b[32mstable\x1b[0m  b"
     monkeypatch.setenv("NO_COLOR", "1")
     plain = Tty()
-    cli._Out(plain, as_json=False).table(("STATUS",), [["failed"]])
+    _Out(plain, as_json=False).table(("STATUS",), [["failed"]])
     assert "\x1b" not in plain.getvalue()
     piped = io.StringIO()
     monkeypatch.delenv("NO_COLOR")
-    cli._Out(piped, as_json=False).table(("STATUS",), [["failed"]])
+    _Out(piped, as_json=False).table(("STATUS",), [["failed"]])
     assert "\x1b" not in piped.getvalue()

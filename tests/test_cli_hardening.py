@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from modelversions import DeployCheckFailedError, ModelRegistry, Status, cli
+from modelversions.cli._commands import cmd_show
+from modelversions.cli._output import _Out, _safe
 
 # A newline, a carriage return, a tab, ESC clearing the screen, a right-to-left
 # override, a line separator, a C1 control (NEL), a zero-width space.
@@ -191,10 +193,10 @@ def test_colors_still_work_and_only_ours_reach_a_terminal(
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
     tty = _Tty()
-    out = cli._Out(tty, as_json=False)
+    out = _Out(tty, as_json=False)
     out.table(("V", "STATUS", "NOTE"), [["1.0.0", "failed", EVIL]])
     with ModelRegistry(path) as reg:
-        cli.cmd_show(reg, cli.build_parser().parse_args(["show", "m", "1.0.0"]), out)
+        cmd_show(reg, cli.build_parser().parse_args(["show", "m", "1.0.0"]), out)
     text = tty.getvalue()
     assert text.count("\x1b[") == 4  # the two colored status words, opened and reset
     assert text.count("\x1b[31mfailed\x1b[0m") == 2
@@ -227,7 +229,7 @@ def test_colors_still_work_and_only_ours_reach_a_terminal(
     ],
 )
 def test_safe_escapes_controls_and_keeps_text(text: str, shown: str) -> None:
-    assert cli._safe(text) == shown
+    assert _safe(text) == shown
 
 
 # ---------------------------------------------------------------------- numeric options

@@ -1,0 +1,67 @@
+"""``main``: parse, open the registry, run the command, turn errors into exit codes.
+
+The one place that catches: the command line's own failures and every
+:class:`~modelversions.errors.ModelVersionsError` become one escaped line on stderr and
+an exit code (see :mod:`modelversions.cli._shell`); a closed pipe ends quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from modelversions import ModelRegistry, ModelVersionsError
+from modelversions.cli._commands import Command
+from modelversions.cli._output import _error, _Out
+from modelversions.cli._parser import build_parser
+from modelversions.cli._shell import (
+    ENV_VAR,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    _exit_code,
+    _Failure,
+)
+
+
+def _open(args: argparse.Namespace) -> ModelRegistry:
+    location = getattr(args, "registry", None) or os.environ.get(ENV_VAR)
+    if not location:
+        raise _Failure(f"no registry given: pass --registry URI or set {ENV_VAR}", EXIT_USAGE)
+    if "://" not in location or location.startswith("file://"):
+        folder = location[len("file://") :] if location.startswith("file://") else location
+        folder = os.path.expanduser(folder)
+        # A missing folder is a typo, not a registry to create; anything else that is
+        # not a folder (a file) gets the library's own StorageError message.
+        if not os.path.lexists(folder):
+            raise _Failure(f"no registry at {folder!r}: the folder does not exist", EXIT_NOT_FOUND)
+    return ModelRegistry(location)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (see ``EPILOG``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit 2 here, as argparse does
+    out = _Out(sys.stdout, as_json=bool(getattr(args, "json", False)))
+    func: Command = args.func
+    try:
+        with _open(args) as reg:
+            code = func(reg, args, out)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except _Failure as exc:
+        _error(str(exc))
+        return exc.code
+    except ModelVersionsError as exc:
+        _error(str(exc))
+        return _exit_code(exc)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
