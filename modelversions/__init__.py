@@ -23,12 +23,15 @@ from modelversions.errors import (
     ModelVersionsError,
     NoRollbackTargetError,
     NotFoundError,
+    SerializerNotFoundError,
     StorageError,
+    UnsafeFormatError,
     VersionExistsError,
     VersionNotFoundError,
 )
 from modelversions.records import Event, ModelVersion, Status, StatusChange
 from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
+from modelversions.serializers import Serializer, register_serializer
 from modelversions.version import Version
 
 __version__ = "0.1.0"
@@ -51,9 +54,12 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "Serializer",
+    "SerializerNotFoundError",
     "Status",
     "StatusChange",
     "StorageError",
+    "UnsafeFormatError",
     "VerifyProblem",
     "VerifyReport",
     "Version",
@@ -62,4 +68,5 @@ __all__ = [
     "__version__",
     "open_backend",
     "register_backend",
+    "register_serializer",
 ]

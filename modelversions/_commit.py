@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import Protocol
 
 from modelversions import _state
 from modelversions._events import E, Payload
@@ -50,6 +50,16 @@ _LARGE_MODEL = 1024
 def _snapshot_due(state: ModelState) -> bool:
     every = _SNAPSHOT_EVERY_LARGE if len(state.records) >= _LARGE_MODEL else _SNAPSHOT_EVERY
     return state.seq % every == 0
+
+
+class Artifact(Protocol):
+    """What a save stores (:mod:`modelversions._saving`): a serialized object or a path."""
+
+    def write(self, backend: Backend, name: str) -> tuple[str, int, bool]:
+        """Store it; return the sha256 and size the record keeps, and whether it was new."""
+
+    def ensure(self, backend: Backend, name: str, sha256: str, created: bool) -> None:
+        """After the commit: store again what a concurrent prune removed meanwhile."""
 
 
 # Marks a cached history entry written before the hash chain (it has no "prev").
@@ -338,11 +348,11 @@ class Log:
     def save(
         self,
         name: str,
-        model: Any,
+        artifact: Artifact,
         check: Callable[[ModelState], object],
         rule: Callable[[str, int], Callable[[ModelState], E]],
     ) -> tuple[E, ModelState]:
-        """Store ``model``'s artifact, then commit the event ``rule(sha256, size)`` builds.
+        """Store ``artifact``, then commit the event ``rule(sha256, size)`` builds.
 
         ``check`` runs first on the newest state (e.g. the version choice): a refusal
         then leaves nothing behind; the commit runs the rule again on the newest state.
@@ -351,51 +361,24 @@ class Log:
             state = self.refresh(name)
             check(state)
             is_new = state.seq == 0
-        sha256, size, created = self._write_artifact(name, model)
+        sha256, size, created = self._write_artifact(name, artifact)
         if is_new:
             with storage(f"registering model {name!r}"), suppress(FileExistsError):
                 self.backend.create(_state.index_key(name), b"{}")
         event, state = self.commit(name, rule(sha256, size), new_model=True)
-        if not created:
-            self._ensure_artifact(name, model, sha256)
+        with storage(f"checking the artifact of {name!r}"):
+            artifact.ensure(self.backend, name, sha256, created)
         return event, state
 
-    def _write_artifact(self, name: str, model: Any) -> tuple[str, int, bool]:
+    def _write_artifact(self, name: str, artifact: Artifact) -> tuple[str, int, bool]:
         """Store the artifact; return its sha256, size and whether it was new."""
-        from modelversions.serialization import dump_model
-
         what = f"writing an artifact of {name!r}"
         try:
             with storage(what):
-                blob = self.backend.open_blob()
-                try:
-                    sha256, size = dump_model(model, blob)
-                    created = blob.commit(_state.artifact_key(name, sha256))
-                except BaseException:
-                    blob.abort()
-                    raise
+                return artifact.write(self.backend, name)
         except (FileNotFoundError, FileExistsError) as exc:
             # e.g. its temporary removed under it: nothing was stored, say so as a
             # StorageError (VersionExistsError and the like are not OSErrors here).
             if isinstance(exc, ModelVersionsError):
                 raise
             raise StorageError(f"storage failed while {what}: {exc}; nothing was saved") from exc
-        return sha256, size, created
-
-    def _ensure_artifact(self, name: str, model: Any, sha256: str) -> None:
-        """After a save that reused a stored artifact: make sure it is still there.
-
-        A concurrent ``prune``/``delete`` may have removed the reused artifact between
-        this save finding it and committing its record; write it again then.
-        """
-        key = _state.artifact_key(name, sha256)
-        with storage(f"checking {key}"):
-            if self.backend.exists(key):
-                return
-        again, _size, _created = self._write_artifact(name, model)
-        if again != sha256:
-            raise IntegrityError(
-                f"the artifact {key} was removed by a concurrent prune while this save "
-                f"committed, and serializing the model again gave different bytes "
-                f"({again}); save the model again"
-            )

@@ -12,10 +12,12 @@ and each also derives from the builtin that fits, so ``except ValueError`` or
     ├── NotFoundError (LookupError)
     │   ├── ModelNotFoundError                  no model of that name
     │   ├── VersionNotFoundError                the model exists, the version does not
-    │   └── ArtifactPrunedError                 the version exists but its artifact was pruned
+    │   ├── ArtifactPrunedError                 the version exists but its artifact was pruned
+    │   └── SerializerNotFoundError             no serializer of that name is installed
     ├── VersionExistsError (FileExistsError)    save of a version that is already stored
     ├── NoRollbackTargetError (LookupError)     rollback with nothing to roll back to
     ├── IntegrityError                          stored bytes do not match their checksum
+    │   └── UnsafeFormatError                   loading would unpickle, and allow_pickle=False
     ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
     ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
     └── StorageError (OSError)                  the backend failed; lower-level error chained
@@ -40,7 +42,9 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "SerializerNotFoundError",
     "StorageError",
+    "UnsafeFormatError",
     "VersionExistsError",
     "VersionNotFoundError",
 ]
@@ -82,6 +86,10 @@ class ArtifactPrunedError(NotFoundError):
     """The version exists but its artifact was removed by ``prune``."""
 
 
+class SerializerNotFoundError(NotFoundError):
+    """No serializer of that name is installed; the message says what to ``pip install``."""
+
+
 class VersionExistsError(ModelVersionsError, FileExistsError):
     """A version equal to the one being saved already exists."""
 
@@ -92,6 +100,10 @@ class NoRollbackTargetError(ModelVersionsError, LookupError):
 
 class IntegrityError(ModelVersionsError):
     """Stored bytes or records are damaged: a checksum or a parse failed."""
+
+
+class UnsafeFormatError(IntegrityError):
+    """Loading this version would unpickle (run code), and the registry has ``allow_pickle=False``."""
 
 
 class ConcurrentUpdateError(ModelVersionsError):

@@ -78,6 +78,12 @@ def _opt_text(value: Any) -> str | None:
     return value if value is None or type(value) is str else json.dumps(value)
 
 
+def _format(stored: Any) -> str:
+    if type(stored) is not str or not stored:
+        raise ValueError(f"format must be a non-empty str, not {stored!r}")
+    return stored
+
+
 def _frozen(stored: Any) -> Mapping[str, Any]:
     """A stored ``metrics``/``params``/``tags`` object as a read-only mapping."""
     if not stored:
@@ -105,6 +111,14 @@ class ModelVersion:
         failure_reason: why it was marked failed (``None`` unless failed).
         failed_env: the env in which it failed, where known.
         pruned: its artifact was deleted by ``prune``; metadata and history remain.
+        format: how it is stored: ``"joblib"`` (the default, and every version saved
+            before formats existed), ``"npz"``, ``"skops"``, another serializer's name,
+            or ``"path"`` (a file or folder saved with ``save(path=...)``; ``sha256`` and
+            ``size`` are then those of its manifest, see ``docs/formats.md``).
+        format_info: what the format recorded (JSON, read-only): ``compress`` for a
+            compressed joblib version; ``kind`` (``"file"``/``"dir"``), ``files`` and
+            ``bytes`` for a path version; ``requires`` (what to ``pip install``) for a
+            serializer that is not built in.
 
     >>> mv = ModelVersion(name="churn", version=Version("1.0.0"), status=Status.CANDIDATE,
     ...                   created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -126,11 +140,13 @@ class ModelVersion:
     failure_reason: str | None = None
     failed_env: str | None = None
     pruned: bool = False
+    format: str = "joblib"
+    format_info: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         # A record holds deep read-only copies; from_dict and _replace (which skip
         # __init__) only ever pass values that are already such copies.
-        for field in ("metrics", "params", "tags"):
+        for field in ("metrics", "params", "tags", "format_info"):
             value = getattr(self, field)
             if not isinstance(value, FrozenDict):
                 object.__setattr__(self, field, normalize(value, field))
@@ -161,6 +177,8 @@ class ModelVersion:
             "failure_reason": self.failure_reason,
             "failed_env": self.failed_env,
             "pruned": self.pruned,
+            "format": self.format,
+            "format_info": to_json(self.format_info),
         }
 
     @classmethod
@@ -182,6 +200,8 @@ class ModelVersion:
                 _opt_text(get("failure_reason")),
                 _opt_text(get("failed_env")),
                 bool(get("pruned", False)),
+                _format(get("format", "joblib")),
+                _frozen(get("format_info")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"malformed version record: {exc!r}") from exc
@@ -209,6 +229,8 @@ _FROM_DICT_ORDER = (
     "failure_reason",
     "failed_env",
     "pruned",
+    "format",
+    "format_info",
 )
 _new = object.__new__
 _FIELDS = frozenset(_FROM_DICT_ORDER)

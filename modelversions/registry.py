@@ -15,8 +15,9 @@ for the storage contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from modelversions import _rules, _values, retention
@@ -25,6 +26,8 @@ from modelversions._events import SaveEvent
 from modelversions._lifecycle import Check, Lifecycle
 from modelversions._loading import Loader
 from modelversions._names import check_env, check_name
+from modelversions._progress import make_progress
+from modelversions._saving import NO_MODEL, artifact_for
 from modelversions._util import (
     check_callable,
     check_flag,
@@ -57,6 +60,8 @@ class ModelRegistry(Lifecycle):
             kept in the subfolder ``<cache_dir>/modelversions/``: nothing else is
             touched); ignored for local folders.
         cache_size: the read cache's bound in bytes.
+        allow_pickle: ``False`` refuses to unpickle: :meth:`load` of a joblib version
+            raises :class:`UnsafeFormatError` (``npz``, ``skops`` and path versions load).
         max_retries: how many times a change is retried when other writers commit first.
 
     >>> reg = ModelRegistry("memory://")
@@ -77,8 +82,10 @@ class ModelRegistry(Lifecycle):
         cache_dir: str | os.PathLike[str] | None = None,
         cache_size: int = 2 * 1024**3,
         max_retries: int = 200,
+        allow_pickle: bool = True,
     ) -> None:
         check_text(user, "user")
+        check_flag(allow_pickle, "allow_pickle")
         if checks is not None and not isinstance(checks, Mapping):
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
@@ -91,7 +98,9 @@ class ModelRegistry(Lifecycle):
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)
-        self._loader = Loader(self._log, cache_dir=cache_dir, cache_size=cache_size)
+        self._loader = Loader(
+            self._log, cache_dir=cache_dir, cache_size=cache_size, allow_pickle=allow_pickle
+        )
         self._fsck = Fsck(self._log)
 
     @property
@@ -103,7 +112,8 @@ class ModelRegistry(Lifecycle):
         return f"ModelRegistry({self._backend.url!r})"
 
     def close(self) -> None:
-        """Release the backend's resources."""
+        """Release the backend's resources (and the private folder of ``load_path`` copies)."""
+        self._loader.checkouts.close()
         self._backend.close()
 
     def __enter__(self) -> ModelRegistry:
@@ -116,9 +126,13 @@ class ModelRegistry(Lifecycle):
     def save(
         self,
         name: str,
-        model: Any,
+        model: Any = NO_MODEL,
         version: str | Version | None = None,
         *,
+        path: str | os.PathLike[str] | None = None,
+        serializer: str | None = None,
+        compress: Any = None,
+        progress: bool | Callable[[int, int], None] | None = None,
         bump: str = "minor",
         metrics: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
@@ -129,7 +143,16 @@ class ModelRegistry(Lifecycle):
 
         Args:
             name: the model name (``"churn"``, ``"team/churn"``).
-            model: any object joblib can pickle.
+            model: any object joblib can pickle (or ``serializer`` can store).
+            path: instead of ``model``, a file or folder to store as it is (every file's
+                sha256 in a manifest; symbolic links inside are refused); load it back
+                with :meth:`load_path`. See ``docs/formats.md``.
+            serializer: ``"joblib"`` (default), ``"npz"``, ``"skops"`` or a registered
+                name (:func:`~modelversions.register_serializer`).
+            compress: joblib's ``compress`` (an int 0-9, ``True``, a method name or
+                ``(method, level)``); recorded in ``format_info``; ``load`` needs nothing.
+            progress: for ``path``: ``True`` for a tqdm bar (if tqdm is installed) or a
+                callable ``(done_bytes, total_bytes)``; nothing is printed by default.
             version: the version; by default ``1.0.0`` for a new model, else the highest
                 version ever saved (deleted ones included) bumped by ``bump``.
             bump: ``"major"``, ``"minor"`` (default) or ``"patch"``.
@@ -146,6 +169,7 @@ class ModelRegistry(Lifecycle):
                 is written, like a bump past the version limits.
             VersionExistsError: an equal version exists (build metadata aside), or existed
                 and was deleted (version numbers are never reused).
+            SerializerNotFoundError: ``serializer`` names none installed here.
 
         The artifact is made durable first, then the version appears in one atomic
         commit: no reader ever sees it without its artifact.
@@ -169,12 +193,17 @@ class ModelRegistry(Lifecycle):
             "description": description,
         }
 
+        artifact = artifact_for(
+            model, path, serializer=serializer, compress=compress, progress=make_progress(progress)
+        )
+
         def rule(sha256: str, size: int) -> partial[SaveEvent]:
             fields = {**meta, "created_at": now(), "sha256": sha256, "size": size}
+            fields.update(format=artifact.format, format_info=artifact.info)
             return partial(_rules.save, explicit=explicit, bump=bump, fields=fields)
 
         check = partial(_rules.new_version, explicit=explicit, bump=bump)
-        event, state = self._log.save(name, model, check, rule)
+        event, state = self._log.save(name, artifact, check, rule)
         return state.records[event.version]
 
     # ------------------------------------------------------------------ reading
@@ -339,6 +368,42 @@ class ModelRegistry(Lifecycle):
         with self._log.lock:
             mv = _rules.resolve(state, version, env)
         return self._loader.load(mv, mmap_mode=mmap_mode)
+
+    def load_path(
+        self,
+        name: str,
+        version: str | Version | None = None,
+        *,
+        env: str = "production",
+        progress: bool | Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """The local path of a file or folder version (saved with ``save(path=...)``).
+
+        Every file is copied out of storage once (hashed on the way) into a local
+        folder (``cache_dir``, else a private temporary folder removed by :meth:`close`)
+        and checked against the version's manifest on every call before the path is
+        returned: a changed, missing or extra file raises :class:`IntegrityError`
+        naming it. The files are read-only; what the path trusts after it is
+        returned is in ``docs/formats.md``.
+
+        Raises:
+            InvalidInputError: the version is a Python object (use :meth:`load`).
+            ModelNotFoundError, VersionNotFoundError, ArtifactPrunedError: as :meth:`load`.
+            IntegrityError: a stored file or the local copy does not match the manifest.
+
+        >>> import os, tempfile
+        >>> src = os.path.join(tempfile.mkdtemp(), "model.bin")
+        >>> with open(src, "wb") as f: _ = f.write(b"weights")
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", path=src)
+        >>> reg.load_path("m", "1.0.0").read_bytes()
+        b'weights'
+        >>> reg.close()
+        """
+        check_env(env)
+        state = self._log.existing(name)
+        with self._log.lock:
+            mv = _rules.resolve(state, version, env)
+        return self._loader.load_path(mv, progress=make_progress(progress))
 
     # ------------------------------------------------------------------ verify
     def verify(self, *, repair: bool = False, min_age: float = 3600.0) -> VerifyReport:

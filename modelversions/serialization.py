@@ -197,11 +197,16 @@ def _readback_path(blob: BlobWriter) -> str | None:
     return path if isinstance(path, str) and os.name == "posix" else None
 
 
-def dump_model(model: Any, blob: BlobWriter, *, compress: int = 0) -> tuple[str, int]:
-    """Serialize ``model`` with joblib into ``blob``; return ``(sha256, size)``.
+def dump_model(
+    model: Any, blob: BlobWriter, *, compress: Any = 0, serializer: Any = None
+) -> tuple[str, int]:
+    """Serialize ``model`` into ``blob``; return ``(sha256, size)``.
+
+    With joblib by default (``compress`` is joblib's), else with ``serializer`` (a
+    :class:`modelversions.serializers.Serializer`).
 
     Raises:
-        InvalidInputError: the model cannot be pickled (the pickling error is chained).
+        InvalidInputError: the model cannot be serialized (the error is chained).
 
     >>> from modelversions.backends.memory import MemoryBackend
     >>> blob = MemoryBackend().open_blob()
@@ -211,30 +216,41 @@ def dump_model(model: Any, blob: BlobWriter, *, compress: int = 0) -> tuple[str,
     """
     import pickle
 
-    import joblib
+    if serializer is None:
+        import joblib
 
+        def dump(fh: Any) -> None:
+            joblib.dump(model, fh, compress=compress)
+
+        errors: tuple[type[BaseException], ...] = (pickle.PicklingError, TypeError, AttributeError)
+    else:
+
+        def dump(fh: Any) -> None:
+            serializer.dump(model, fh, compress=compress)
+
+        errors = (pickle.PicklingError, TypeError, AttributeError, ValueError)
+    name = "joblib" if serializer is None else serializer.name
     path = _readback_path(blob)
-    if path is None:
-        plain = _HashingWriter(blob)
-        try:
-            joblib.dump(model, plain, compress=compress)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise _unpicklable(model, exc) from exc
-        return plain.hexdigest(), plain.tell()
-    writer = _TailHashingWriter(blob, path)
+    writer: _HashingWriter | _TailHashingWriter
+    writer = _HashingWriter(blob) if path is None else _TailHashingWriter(blob, path)
     try:
         try:
-            joblib.dump(model, writer, compress=compress)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise _unpicklable(model, exc) from exc
+            dump(writer)
+        except errors as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise _unpicklable(model, exc, name) from exc
+        if isinstance(writer, _HashingWriter):
+            return writer.hexdigest(), writer.tell()
         return writer.finish()
     finally:
-        writer.close()
+        if isinstance(writer, _TailHashingWriter):
+            writer.close()
 
 
-def _unpicklable(model: Any, exc: BaseException) -> InvalidInputError:
+def _unpicklable(model: Any, exc: BaseException, name: str = "joblib") -> InvalidInputError:
     return InvalidInputError(
-        f"the model ({type(model).__name__}) cannot be serialized with joblib: {exc}"
+        f"the model ({type(model).__name__}) cannot be serialized with {name}: {exc}"
     )
 
 
