@@ -24,9 +24,6 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from modelversions import _state
 from modelversions._commit import Log
 from modelversions._saving import check_loadable
-from modelversions.serializers import PATH_FORMAT, Serializer
-from modelversions.serializers._checkout import Checkouts, Progress
-from modelversions.serializers._manifest import parse
 from modelversions._util import storage
 from modelversions.backends import Backend
 from modelversions.errors import (
@@ -36,6 +33,9 @@ from modelversions.errors import (
     ModelVersionsError,
 )
 from modelversions.records import ModelVersion
+from modelversions.serializers import PATH_FORMAT, Serializer
+from modelversions.serializers._checkout import Checkouts, Progress
+from modelversions.serializers._manifest import parse
 
 if TYPE_CHECKING:
     from modelversions._cache import ReadCache
@@ -155,8 +155,7 @@ class Loader:
         if now is None or now.pruned or now.sha256 != mv.sha256:
             gone = "deleted" if now is None else "pruned"
             raise ArtifactPrunedError(
-                f"{mv.name} {mv.version} was {gone} while it was being loaded: "
-                "its artifact is gone"
+                f"{mv.name} {mv.version} was {gone} while it was being loaded: its artifact is gone"
             ) from exc
         raise IntegrityError(f"{what} is missing from storage") from exc
 
@@ -177,9 +176,7 @@ class Loader:
             self._verified[path] = sig
         return model
 
-    def _load_spooled(
-        self, key: str, mv: ModelVersion, what: str, load: Callable[..., Any]
-    ) -> Any:
+    def _load_spooled(self, key: str, mv: ModelVersion, what: str, load: Callable[..., Any]) -> Any:
         from modelversions import serialization
 
         with tempfile.TemporaryFile() as spool:

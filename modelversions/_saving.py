@@ -136,7 +136,7 @@ def artifact_for(
         return PathArtifact(path, progress=progress)
     if serializer is not None and not isinstance(serializer, str):
         raise InvalidInputError(f"serializer must be a name (str), not {serializer!r}")
-    chosen = None if serializer in (None, "joblib") else get_serializer(serializer)  # type: ignore[arg-type]
+    chosen = None if serializer is None or serializer == "joblib" else get_serializer(serializer)
     if chosen is not None and not chosen.can_save(model):
         raise InvalidInputError(
             f"the {chosen.name!r} serializer cannot store a {type(model).__name__}"

@@ -103,7 +103,7 @@ class IntegrityError(ModelVersionsError):
 
 
 class UnsafeFormatError(IntegrityError):
-    """Loading this version would unpickle (run code), and the registry has ``allow_pickle=False``."""
+    """Loading would unpickle (run code), and the registry has ``allow_pickle=False``."""
 
 
 class ConcurrentUpdateError(ModelVersionsError):

@@ -171,6 +171,7 @@ class Fsck:
                 if err is not None:
                     kind = "artifact-missing" if err == "missing" else "artifact-damaged"
                     problems.append(VerifyProblem(kind, name, err, str(mv.version)))
+            n_artifacts += self._check_files(name, state, problems, removed, repair, min_age)
             prefix = f"models/{name}/@artifacts/"
             with storage(f"listing artifacts of {name!r}"):
                 stored = self.backend.list(prefix)
@@ -202,6 +203,36 @@ class Fsck:
             problems=tuple(problems),
             removed=tuple(removed),
         )
+
+    def _check_files(
+        self,
+        name: str,
+        state: ModelState,
+        problems: list[VerifyProblem],
+        removed: list[str],
+        repair: bool,
+        min_age: float,
+    ) -> int:
+        """The files of path versions (:func:`modelversions.serializers._files.verify_files`)."""
+        from modelversions.serializers._files import verify_files
+
+        def fresh() -> list[ModelVersion]:
+            with self.log.lock:
+                return list(self.log.refresh(name).records.values())
+
+        with storage(f"checking the files of {name!r}"):
+            found, gone, n = verify_files(
+                self.backend,
+                name,
+                state.versions(),
+                repair=repair
+                and not any(p.name == name and p.kind.startswith("history") for p in problems),
+                older_than=lambda key: self._older_than(key, min_age),
+                fresh=fresh,
+            )
+        problems.extend(VerifyProblem(kind, name, detail, v) for kind, detail, v in found)
+        removed.extend(gone)
+        return n
 
     def _check_snapshots(
         self, name: str, seq: int, *, repair: bool

@@ -162,8 +162,10 @@ class ModelVersion:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: plain dicts and lists, versions as strings, times as
-        ISO 8601 UTC, NaN and infinities as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``)."""
-        return {
+        ISO 8601 UTC, NaN and infinities as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``).
+        ``format`` and ``format_info`` appear only when not the defaults (joblib, empty),
+        so a pickled version is stored as it was before formats existed."""
+        out = {
             "name": self.name,
             "version": str(self.version),
             "status": self.status.value,
@@ -177,9 +179,12 @@ class ModelVersion:
             "failure_reason": self.failure_reason,
             "failed_env": self.failed_env,
             "pruned": self.pruned,
-            "format": self.format,
-            "format_info": to_json(self.format_info),
         }
+        if self.format != "joblib":
+            out["format"] = self.format
+        if self.format_info:
+            out["format_info"] = to_json(self.format_info)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelVersion:

@@ -11,13 +11,16 @@ may belong to a save still in flight, and is left to ``verify(repair=True)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
 
 from modelversions import _rules, _state
 from modelversions._commit import Log
 from modelversions._events import DeleteEvent, PruneEvent
 from modelversions._state import ModelState
 from modelversions._util import storage
+from modelversions._values import EMPTY
+from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 from modelversions.version import Version
 
@@ -37,7 +40,8 @@ def prune(
     event, state = log.commit(name, build)
     with log.lock:
         shas = {mv.sha256 for mv in state.records.values() if mv.pruned}
-    collect_artifacts(log, name, shas)
+        paths = {mv.sha256: mv for mv in state.records.values() if mv.pruned}
+    collect_artifacts(log, name, shas, paths=paths)
     return [state.records[v] for v in event.pruned]
 
 
@@ -48,20 +52,37 @@ def delete(log: Log, name: str, target: Version, *, reason: str | None) -> None:
         return _rules.delete(state, target, reason=reason)
 
     event, _state_now = log.commit(name, build)
-    collect_artifacts(log, name, [event.record.sha256])
+    collect_artifacts(log, name, [event.record.sha256], paths={event.record.sha256: event.record})
 
 
-def collect_artifacts(log: Log, name: str, candidates: Iterable[str]) -> None:
+def collect_artifacts(
+    log: Log, name: str, candidates: Iterable[str], *, paths: Mapping[str, ModelVersion] = EMPTY
+) -> None:
     """Delete the artifacts among ``candidates`` (sha256s) no unpruned version uses.
 
     Only artifacts of pruned or deleted versions are candidates: an artifact that no
     committed version references may belong to a save still in flight (its record
     is committed after its artifact), so it is left to ``verify(repair=True)``.
+    ``paths``: the records of the candidates; the files a path version's manifest
+    lists go too unless a kept version lists them (:mod:`modelversions.serializers._files`).
     """
+    from modelversions.serializers import _files
+
+    removed = []
     for sha in sorted(set(candidates)):
         # Re-read right before each delete: a save committed meanwhile may reuse it.
         with log.lock:
-            if sha in log.refresh(name).referenced_artifacts():
+            state = log.refresh(name)
+            if sha in state.referenced_artifacts():
                 continue
+        mv = paths.get(sha)
         with storage(f"collecting artifacts of {name!r}"):
+            if mv is not None and mv.format == "path":
+                with suppress(FileNotFoundError, IntegrityError):
+                    removed.append(_files.read_manifest(log.backend, mv))
             log.backend.delete(_state.artifact_key(name, sha))
+    if removed:
+        with log.lock:
+            records = list(log.refresh(name).records.values())
+        with storage(f"collecting files of {name!r}"):
+            _files.collect_files(log.backend, name, removed, records)

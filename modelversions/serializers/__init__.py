@@ -81,7 +81,7 @@ _lock = threading.Lock()
 
 def _check_name(name: object) -> str:
     ok = isinstance(name, str) and 0 < len(name) <= 64 and name != PATH_FORMAT
-    if not ok or not all(c.isascii() and (c.isalnum() or c in "._-") for c in name):  # type: ignore[union-attr]
+    if not ok or not all(c.isascii() and (c.isalnum() or c in "._-") for c in str(name)):
         raise InvalidInputError(
             f"a serializer name must be 1-64 ASCII letters, digits or '._-' and not "
             f"{PATH_FORMAT!r}, not {name!r}"

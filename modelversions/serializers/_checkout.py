@@ -44,7 +44,11 @@ class Checkouts:
     """Materialized path versions below ``folder`` (None: a private temporary folder)."""
 
     def __init__(self, folder: str | os.PathLike[str] | None) -> None:
-        self._given = None if folder is None else os.path.join(os.fspath(folder), "modelversions", "checkouts")
+        self._given = (
+            None
+            if folder is None
+            else os.path.join(os.fspath(folder), "modelversions", "checkouts")
+        )
         self._temp: str | None = None
         self._lock = threading.Lock()
         self._verified: dict[str, tuple[int, int, int, int, int]] = {}
@@ -112,7 +116,18 @@ class Checkouts:
             done = 0
             for entry in manifest.files:
                 dest = top if manifest.kind == "file" else os.path.join(top, *entry.path.split("/"))
-                done = self._copy(backend, name, entry.sha256, entry.size, dest, entry.path, what, done, progress, manifest.total_size)
+                done = self._copy(
+                    backend,
+                    name,
+                    entry.sha256,
+                    entry.size,
+                    dest,
+                    entry.path,
+                    what,
+                    done,
+                    progress,
+                    manifest.total_size,
+                )
             if progress is not None and done == 0:
                 progress(0, 0)
             try:

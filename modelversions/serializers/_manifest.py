@@ -127,7 +127,9 @@ def parse(data: bytes, where: str) -> Manifest:
     return Manifest(kind, name, tuple(files), dirs)
 
 
-def _check_tree(kind: str, name: str, files: list[Entry], dirs: tuple[str, ...], where: str) -> None:
+def _check_tree(
+    kind: str, name: str, files: list[Entry], dirs: tuple[str, ...], where: str
+) -> None:
     if kind == "file":
         if len(files) != 1 or dirs or files[0].path != name:
             raise IntegrityError(f"{where}: a file manifest holds exactly its one file")

@@ -82,7 +82,9 @@ class PathArtifact:
 
     def __init__(self, source: str | os.PathLike[str], *, progress: Progress | None = None) -> None:
         if not isinstance(source, (str, os.PathLike)):
-            raise InvalidInputError(f"path must be a str or os.PathLike, not {type(source).__name__}")
+            raise InvalidInputError(
+                f"path must be a str or os.PathLike, not {type(source).__name__}"
+            )
         self.source = os.path.abspath(os.fspath(source))
         try:
             st = os.stat(self.source)
@@ -111,7 +113,9 @@ class PathArtifact:
         self._walk(on_file, lambda rel: None)
         return sizes[0]
 
-    def _walk(self, on_file: Callable[[str, int, os.stat_result], None], on_dir: Callable[[str], None]) -> None:
+    def _walk(
+        self, on_file: Callable[[str, int, os.stat_result], None], on_dir: Callable[[str], None]
+    ) -> None:
         try:
             walk(self.source, on_file, on_dir)
         except Refused as exc:
