@@ -221,7 +221,14 @@ def test_show(path: Path) -> None:
     fraud = _ok("show", "fraud", "1.0.0", registry=path)
     assert "description:  first fraud model" in fraud
     data = json.loads(_ok("show", "churn", "1.2.0", "--json", registry=path))
-    assert data == {**_reg(path).get("churn", "1.2.0").to_dict(), "envs": ["production", "staging"]}
+    assert data == {
+        **_reg(path).get("churn", "1.2.0").to_dict(),
+        "envs": ["production", "staging"],
+        "format": "joblib",
+        "format_info": {},
+        "runs_pickled_code": True,
+    }
+    assert fields["format"] == "joblib (loading runs pickled code)"
 
 
 def test_current(path: Path) -> None:
@@ -643,3 +650,27 @@ def test_status_colors_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NO_COLOR")
     _Out(piped, as_json=False).table(("STATUS",), [["failed"]])
     assert "\x1b" not in piped.getvalue()
+
+
+def test_show_says_the_format_and_whether_loading_runs_code(tmp_path: Path) -> None:
+    import numpy as np
+
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.save("arrays", {"w": np.arange(3)}, serializer="npz")
+    reg.save("squeezed", {"w": 1}, compress=3)
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "weights.bin").write_bytes(b"x" * 2048)
+    reg.save("folder", path=src)
+    where = tmp_path / "reg"
+    assert "format:       npz (no code runs on load)" in _ok(
+        "show", "arrays", "1.0.0", registry=where
+    )
+    assert "joblib, compress=3 (loading runs pickled code)" in _ok(
+        "show", "squeezed", "1.0.0", registry=where
+    )
+    shown = _ok("show", "folder", "1.0.0", registry=where)
+    assert "path (dir, 1 files, 2.0 KiB); load_path() returns it, no code runs" in shown
+    data = json.loads(_ok("show", "folder", "1.0.0", "--json", registry=where))
+    assert (data["format"], data["runs_pickled_code"]) == ("path", False)
+    assert data["format_info"] == {"kind": "dir", "files": 1, "bytes": 2048}

@@ -26,6 +26,8 @@ from modelversions.cli._render import (
     _VERSION_HEADERS,
     _dry_run_line,
     _envs_by_version,
+    _format_json,
+    _format_text,
     _print_versions,
     _report_move,
     _size,
@@ -76,7 +78,7 @@ def cmd_show(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
     mv = reg.get(args.name, args.version)
     envs = _envs_by_version(reg, args.name).get(str(mv.version), [])
     if out.as_json:
-        out.json(_version_json(mv, envs))
+        out.json({**_version_json(mv, envs), **_format_json(mv)})
         return EXIT_OK
     fields = [
         ("name", mv.name),
@@ -86,6 +88,7 @@ def cmd_show(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
         ("created", _when(mv.created_at) + " UTC"),
         ("sha256", mv.sha256),
         ("size", f"{_size(mv.size)} ({mv.size} bytes)"),
+        ("format", _format_text(mv)),
         ("pruned", "yes (artifact deleted)" if mv.pruned else "no"),
     ]
     if mv.failure_reason is not None or mv.failed_env is not None:

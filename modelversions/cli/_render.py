@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from modelversions import Event, ModelRegistry, ModelVersion
+from modelversions import Event, ModelRegistry, ModelVersion, ModelVersionsError
 from modelversions.cli._output import _Out
+from modelversions.serializers import PATH_FORMAT, get_serializer
 
 
 def _when(value: datetime) -> str:
@@ -67,8 +68,39 @@ def _version_row(mv: ModelVersion, envs: Sequence[str]) -> list[str]:
     ]
 
 
+def _runs_pickle(mv: ModelVersion) -> bool | None:
+    """Whether loading ``mv`` runs pickled code (None: its serializer is not installed)."""
+    if mv.format == PATH_FORMAT:
+        return False
+    try:
+        return get_serializer(mv.format).runs_code
+    except ModelVersionsError:
+        return None
+
+
+def _format_text(mv: ModelVersion) -> str:
+    """``show``'s format line: the format, what it holds, whether loading runs code."""
+    info = mv.format_info
+    if mv.format == PATH_FORMAT:
+        what = f"{info.get('kind', '?')}, {info.get('files', '?')} files"
+        if isinstance(info.get("bytes"), int):
+            what += f", {_size(info['bytes'])}"
+        return f"path ({what}); load_path() returns it, no code runs"
+    extra = f", compress={info['compress']}" if info.get("compress") else ""
+    runs = _runs_pickle(mv)
+    if runs is None:
+        return f"{mv.format}{extra} (serializer not installed here)"
+    return f"{mv.format}{extra} ({'loading runs pickled code' if runs else 'no code runs on load'})"
+
+
 def _version_json(mv: ModelVersion, envs: Sequence[str]) -> dict[str, Any]:
     return {**mv.to_dict(), "envs": list(envs)}
+
+
+def _format_json(mv: ModelVersion) -> dict[str, Any]:
+    """``show --json``'s format fields (``to_dict`` leaves out the joblib defaults)."""
+    info = mv.to_dict().get("format_info", {})
+    return {"format": mv.format, "format_info": info, "runs_pickled_code": _runs_pickle(mv)}
 
 
 def _print_versions(

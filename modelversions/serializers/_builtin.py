@@ -7,7 +7,7 @@ first use), so a missing library is reported with its install hint.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from modelversions.errors import InvalidInputError, UnsafeFormatError
@@ -15,6 +15,18 @@ from modelversions.errors import InvalidInputError, UnsafeFormatError
 __all__ = ["JoblibSerializer", "NpzSerializer", "SkopsSerializer"]
 
 _COPY = 1024 * 1024
+
+
+def _staged(fh: IO[bytes], write: Callable[[IO[bytes]], object]) -> None:
+    """Run ``write`` on a local temporary file, then copy it to ``fh`` in chunks.
+
+    For formats that write a zip archive: they need a real, seekable file.
+    """
+    with tempfile.TemporaryFile() as staging:
+        write(staging)
+        staging.seek(0)
+        while chunk := staging.read(_COPY):
+            fh.write(chunk)
 
 
 class JoblibSerializer:
@@ -87,7 +99,8 @@ class NpzSerializer:
                 "the npz serializer stores a mapping of identifier names to numpy arrays "
                 f"(no object arrays), not {type(model).__name__}"
             )
-        (np.savez_compressed if compress else np.savez)(fh, **model)
+        save = np.savez_compressed if compress else np.savez
+        _staged(fh, lambda staging: save(staging, **model))
 
     def load(self, fh: IO[bytes]) -> Any:
         import numpy as np
@@ -131,12 +144,7 @@ class SkopsSerializer:
         options: dict[str, Any] = {}
         if level:
             options = {"compression": zipfile.ZIP_DEFLATED, "compresslevel": level}
-        # skops writes a zip archive and needs a seekable file: stage it locally.
-        with tempfile.TemporaryFile() as staging:
-            skops.io.dump(model, staging, **options)
-            staging.seek(0)
-            while chunk := staging.read(_COPY):
-                fh.write(chunk)
+        _staged(fh, lambda staging: skops.io.dump(model, staging, **options))
 
     def load(self, fh: IO[bytes]) -> Any:
         import skops.io
