@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def _make_model(root: Path, *, seed: int = 0) -> Path:
     (top / "empty" / "deeper").mkdir(parents=True)
     (top / "weights" / "shards" / "part-0.bin").write_bytes(bytes(range(256)) * 40)
     (top / "weights" / "shards" / "part-1.bin").write_bytes(os.urandom(3000))
-    (top / "config.json").write_text('{"layers": %d}' % seed)
+    (top / "config.json").write_text(f'{{"layers": {seed}}}')
     (top / "tokénizer—ü.txt").write_text("naïve 日本語")
     (top / "zero").write_bytes(b"")
     return top
@@ -66,7 +67,7 @@ def test_single_file_keeps_its_name(registry: ModelRegistry, tmp_path: Path) -> 
 
 
 def test_model_and_path_are_exclusive(registry: ModelRegistry, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="exactly one of model .* and path"):
+    with pytest.raises(InvalidInputError, match=r"exactly one of model .* and path"):
         registry.save("m")
     with pytest.raises(InvalidInputError, match="not both"):
         registry.save("m", {"w": 1}, path=tmp_path)
@@ -74,7 +75,7 @@ def test_model_and_path_are_exclusive(registry: ModelRegistry, tmp_path: Path) -
         registry.save("m", path=tmp_path / "missing")
     with pytest.raises(InvalidInputError, match="serializer and compress apply to a model"):
         registry.save("m", path=tmp_path, compress=3)
-    with pytest.raises(InvalidInputError, match="must be a str or os.PathLike"):
+    with pytest.raises(InvalidInputError, match=r"must be a str or os.PathLike"):
         registry.save("m", path=42)  # type: ignore[arg-type]
     assert registry.models() == []
     registry.save("m", None)  # None is a model like any other
@@ -102,7 +103,7 @@ def test_symlinks_inside_are_refused(tmp_path: Path, where: str) -> None:
         (src / "weights" / "shards" / "link.bin").symlink_to(secret)
     else:
         (src / "empty" / "linked-dir").symlink_to(tmp_path)
-    with pytest.raises(InvalidInputError, match="is a symbolic link.*cp -rL"):
+    with pytest.raises(InvalidInputError, match=r"is a symbolic link.*cp -rL"):
         reg.save("m", path=src)
     assert reg.models() == []
     assert reg.backend.list("models/") == []  # nothing was written
@@ -140,7 +141,7 @@ def test_a_changed_byte_in_storage_is_refused(registry: ModelRegistry, tmp_path:
     registry.save("m", path=src)
     content = (src / "config.json").read_bytes()
     _replace(registry.backend, _file_key(registry, "m", content), b"{" + content[1:] + b" ")
-    with pytest.raises(IntegrityError, match="file 'config.json' is damaged in storage"):
+    with pytest.raises(IntegrityError, match=r"file 'config.json' is damaged in storage"):
         registry.load_path("m", "1.0.0")
     report = registry.verify()
     assert not report.ok
@@ -152,7 +153,7 @@ def test_a_removed_file_in_storage_is_refused(registry: ModelRegistry, tmp_path:
     registry.save("m", path=src)
     part = (src / "weights" / "shards" / "part-1.bin").read_bytes()
     registry.backend.delete(_file_key(registry, "m", part))
-    with pytest.raises(IntegrityError, match="'weights/shards/part-1.bin' is missing"):
+    with pytest.raises(IntegrityError, match=r"'weights/shards/part-1.bin' is missing"):
         registry.load_path("m", "1.0.0")
     assert [p.kind for p in registry.verify().problems] == ["artifact-missing"]
 
@@ -174,7 +175,7 @@ def test_an_added_changed_or_removed_local_file_is_refused(tmp_path: Path) -> No
     assert str(got).startswith(str(tmp_path / "cache"))
 
     (got / "empty" / "planted.py").write_text("import os")
-    with pytest.raises(IntegrityError, match="'model-0/empty/planted.py' was added"):
+    with pytest.raises(IntegrityError, match=r"'model-0/empty/planted.py' was added"):
         reg.load_path("m", "1.0.0")
     assert _tree(reg.load_path("m", "1.0.0")) == _tree(src)  # discarded, made again
 
@@ -182,7 +183,7 @@ def test_an_added_changed_or_removed_local_file_is_refused(tmp_path: Path) -> No
     target.chmod(0o644)
     with open(target, "r+b") as fh:
         fh.write(b"X")
-    with pytest.raises(IntegrityError, match="'model-0/config.json' was changed"):
+    with pytest.raises(IntegrityError, match=r"'model-0/config.json' was changed"):
         reg.load_path("m", "1.0.0")
 
     got = reg.load_path("m", "1.0.0")
@@ -262,6 +263,10 @@ def test_verify_lists_and_repairs_orphaned_files(tmp_path: Path) -> None:
     assert reg.verify().problems == ()
 
 
+def _recorder(seen: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    return lambda done, whole: seen.append((done, whole))
+
+
 def test_progress_reports_increasing_bytes_up_to_the_total(tmp_path: Path) -> None:
     reg = ModelRegistry(tmp_path / "reg")
     src = _make_model(tmp_path)
@@ -273,7 +278,7 @@ def test_progress_reports_increasing_bytes_up_to_the_total(tmp_path: Path) -> No
         lambda p: reg.load_path("m", "1.0.0", progress=p),
     ):
         seen: list[tuple[int, int]] = []
-        call(lambda done, whole: seen.append((done, whole)))
+        call(_recorder(seen))
         dones = [d for d, _ in seen]
         assert len(seen) > 3
         assert dones == sorted(dones) and dones[-1] == total

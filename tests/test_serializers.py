@@ -62,7 +62,7 @@ def test_allow_pickle_false_refuses_joblib_and_names_the_alternatives(
 ) -> None:
     registry.save("m", {"w": 1})
     safe = ModelRegistry(registry.backend, allow_pickle=False)
-    with pytest.raises(UnsafeFormatError, match="serializer='npz'.*serializer='skops'.*path="):
+    with pytest.raises(UnsafeFormatError, match=r"serializer='npz'.*serializer='skops'.*path="):
         safe.load("m", "1.0.0")
     assert issubclass(UnsafeFormatError, IntegrityError)
     with pytest.raises(InvalidInputError, match="allow_pickle must be"):
@@ -97,7 +97,7 @@ def test_skops_refuses_untrusted_types_unless_listed(tmp_path: Path, clean_table
     model.extra = Custom()
     reg = ModelRegistry(tmp_path / "reg", allow_pickle=False)
     reg.save("t", model, serializer="skops")
-    with pytest.raises(UnsafeFormatError, match="not trusted: .*Custom"):
+    with pytest.raises(UnsafeFormatError, match=r"not trusted: .*Custom"):
         reg.load("t", "1.0.0")
     trusted = ["test_serializers.Custom", "numpy.log1p"]
     register_serializer(SkopsSerializer(trusted=trusted), clobber=True)
@@ -143,7 +143,7 @@ def test_registered_serializer_and_its_missing_install_hint(
         SerializerNotFoundError, match=r"'test-text'.*pip install 'test-text-serializer>=1'"
     ):
         ModelRegistry(registry.backend).load("doc", "1.0.0")
-    with pytest.raises(SerializerNotFoundError, match="no serializer 'nope'.*installed: joblib"):
+    with pytest.raises(SerializerNotFoundError, match=r"no serializer 'nope'.*installed: joblib"):
         registry.save("doc", "x", serializer="nope")
 
 
