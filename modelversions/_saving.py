@@ -60,8 +60,15 @@ def check_compress(compress: Any) -> Any:
 class ObjectArtifact:
     """A model serialized into one blob at ``models/<name>/@artifacts/<sha256>.joblib``."""
 
-    def __init__(self, model: Any, serializer: Serializer | None, compress: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        serializer: Serializer | None,
+        compress: Any,
+        progress: Progress | None = None,
+    ) -> None:
         self.model = model
+        self.progress = progress
         self.serializer = serializer
         self.compress = compress
         self.format = "joblib" if serializer is None else serializer.name
@@ -84,10 +91,13 @@ class ObjectArtifact:
             sha256, size = dump_model(
                 self.model, blob, compress=compress or 0, serializer=self.serializer
             )
-            return sha256, size, blob.commit(_state.artifact_key(name, sha256))
+            created = blob.commit(_state.artifact_key(name, sha256))
         except BaseException:
             blob.abort()
             raise
+        if self.progress is not None:  # the size is known only once it is written
+            self.progress(size, size)
+        return sha256, size, created
 
     def ensure(self, backend: Backend, name: str, sha256: str, created: bool) -> None:
         """After a save that reused a stored artifact: make sure it is still there.
@@ -143,7 +153,7 @@ def artifact_for(
         )
     if chosen is not None and compress and chosen.name not in ("npz", "skops"):
         raise InvalidInputError(f"compress applies to joblib, npz and skops, not {chosen.name!r}")
-    return ObjectArtifact(model, chosen, compress)
+    return ObjectArtifact(model, chosen, compress, progress)
 
 
 def check_loadable(mv: ModelVersion, *, allow_pickle: bool) -> Serializer | None:

@@ -151,8 +151,9 @@ class ModelRegistry(Lifecycle):
                 name (:func:`~modelversions.register_serializer`).
             compress: joblib's ``compress`` (an int 0-9, ``True``, a method name or
                 ``(method, level)``); recorded in ``format_info``; ``load`` needs nothing.
-            progress: for ``path``: ``True`` for a tqdm bar (if tqdm is installed) or a
-                callable ``(done_bytes, total_bytes)``; nothing is printed by default.
+            progress: ``True`` for a tqdm bar (if tqdm is installed) or a callable
+                ``(done_bytes, total_bytes)``: as each file of a ``path`` is stored, once
+                at the end for a ``model``; nothing is printed by default.
             version: the version; by default ``1.0.0`` for a new model, else the highest
                 version ever saved (deleted ones included) bumped by ``bump``.
             bump: ``"major"``, ``"minor"`` (default) or ``"patch"``.

@@ -194,3 +194,9 @@ def test_old_records_without_a_format_load_as_joblib(registry: ModelRegistry) ->
     mv = registry.save("m", [1, 2])
     assert mv.format == "joblib" and "format" not in mv.to_dict()
     assert registry.load("m", "1.0.0") == [1, 2]
+
+
+def test_progress_of_an_object_save_reports_its_size(registry: ModelRegistry) -> None:
+    seen: list[tuple[int, int]] = []
+    mv = registry.save("m", {"w": np.zeros(1000)}, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(mv.size, mv.size)]

@@ -12,7 +12,8 @@ record tells them apart). Files unchanged between versions are stored once.
 A save walks the source twice without following links (:mod:`._walk`): first to
 refuse a symbolic link, FIFO or device anywhere in it before anything is written,
 then to store each file as it hashes it (bounded memory: small files are read whole,
-larger ones streamed in chunks). The manifest is written last; the version's record
+larger ones streamed in chunks; small files are written by a few threads so their
+fsyncs overlap). The manifest is written last; the version's record
 is committed after it (:meth:`modelversions._commit.Log.save`). A file that changes
 while it is saved is stored as it was read: the manifest records what was stored.
 """
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
 
 from modelversions import _state
 from modelversions.backends import Backend
@@ -32,8 +35,10 @@ from modelversions.serializers._walk import Refused, walk
 
 __all__ = ["PathArtifact", "files_key", "files_prefix"]
 
-_SMALL = 1024 * 1024  # files up to this size are read whole (one create)
+_SMALL = 1024 * 1024  # files up to this size are read whole, stored by a worker thread
 _CHUNK = 4 * 1024 * 1024
+_WORKERS = 8
+_IN_FLIGHT = 32  # small files read but not yet stored: at most 32 MiB in memory
 
 Progress = Callable[[int, int], None]
 
@@ -135,20 +140,23 @@ class PathArtifact:
         files: list[Entry] = []
         dirs: list[str] = []
 
-        def on_file(rel: str, fd: int, st: os.stat_result) -> None:
-            sha, size = _store(backend, name, fd, meter)
-            files.append(Entry(rel, sha, size))
+        with _Storer(backend, name, meter) as storer:
 
-        if self.is_dir:
-            self._walk(on_file, dirs.append)
-            manifest = Manifest("dir", self.name, tuple(files), tuple(dirs))
-        else:
-            fd = _open_source(self.source)
-            try:
-                sha, size = _store(backend, name, fd, meter)
-            finally:
-                os.close(fd)
-            manifest = Manifest("file", self.name, (Entry(self.name, sha, size),))
+            def on_file(rel: str, fd: int, st: os.stat_result) -> None:
+                sha, size = storer.store(fd)
+                files.append(Entry(rel, sha, size))
+
+            if self.is_dir:
+                self._walk(on_file, dirs.append)
+                manifest = Manifest("dir", self.name, tuple(files), tuple(dirs))
+            else:
+                fd = _open_source(self.source)
+                try:
+                    sha, size = storer.store(fd)
+                finally:
+                    os.close(fd)
+                manifest = Manifest("file", self.name, (Entry(self.name, sha, size),))
+            storer.finish()
         self.manifest = manifest
         data = manifest.encode()
         sha = hashlib.sha256(data).hexdigest()
@@ -199,28 +207,79 @@ def _put(backend: Backend, key: str, data: bytes) -> bool:
     return True
 
 
-def _store(backend: Backend, name: str, fd: int, meter: _Meter) -> tuple[str, int]:
-    """Store the open file ``fd`` under its sha256; return (sha256, size)."""
-    with open(fd, "rb", buffering=0, closefd=False) as fh:
-        head = fh.read(_SMALL + 1)
-        if len(head) <= _SMALL:
-            sha = hashlib.sha256(head).hexdigest()
-            _put(backend, files_key(name, sha), head)
-            meter.add(len(head))
-            return sha, len(head)
+class _Storer:
+    """Stores files under their sha256: small ones by a few threads, large ones streamed.
+
+    Each small file (up to 1 MiB) is read and hashed here, then written and made
+    durable by a worker thread (fsync waits overlap; at most ``_IN_FLIGHT`` files are
+    held in memory). A large file is streamed in 4 MiB chunks by the calling thread.
+    """
+
+    def __init__(self, backend: Backend, name: str, meter: _Meter) -> None:
+        self.backend = backend
+        self.name = name
+        self.meter = meter
+        self.pool = ThreadPoolExecutor(
+            max_workers=_WORKERS, thread_name_prefix="modelversions-save"
+        )
+        self.pending: deque[tuple[Future[None], int]] = deque()
+
+    def __enter__(self) -> _Storer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future, _n in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+    def finish(self) -> None:
+        """Wait for every small file; raise the first failure."""
+        while self.pending:
+            self._settle()
+
+    def _settle(self) -> None:
+        future, n = self.pending.popleft()
+        future.result()
+        self.meter.add(n)
+
+    def store(self, fd: int) -> tuple[str, int]:
+        """Store the open file ``fd``; return (sha256, size)."""
+        with open(fd, "rb", buffering=0, closefd=False) as fh:
+            head = fh.read(_SMALL + 1)
+            if len(head) <= _SMALL:
+                sha = hashlib.sha256(head).hexdigest()
+                while len(self.pending) >= _IN_FLIGHT:
+                    self._settle()
+                future = self.pool.submit(self._put_small, files_key(self.name, sha), head)
+                self.pending.append((future, len(head)))
+                return sha, len(head)
+            return self._stream(fh, head)
+
+    def _put_small(self, key: str, data: bytes) -> None:
+        if self.backend.exists(key):  # stored once across versions
+            return
+        blob = self.backend.open_blob()  # a blob, like artifacts (read-only when local)
+        try:
+            blob.write(data)
+            blob.commit(key)
+        except BaseException:
+            blob.abort()
+            raise
+
+    def _stream(self, fh: IO[bytes], head: bytes) -> tuple[str, int]:
         digest = hashlib.sha256(head)
-        blob = backend.open_blob()
+        blob = self.backend.open_blob()
         try:
             blob.write(head)
-            meter.add(len(head))
+            self.meter.add(len(head))
             size = len(head)
             while chunk := fh.read(_CHUNK):
                 digest.update(chunk)
                 blob.write(chunk)
                 size += len(chunk)
-                meter.add(len(chunk))
+                self.meter.add(len(chunk))
             sha = digest.hexdigest()
-            blob.commit(files_key(name, sha))
+            blob.commit(files_key(self.name, sha))
         except BaseException:
             blob.abort()
             raise
