@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelversions import IntegrityError, InvalidInputError, ModelRegistry
+from modelversions import IntegrityError, InvalidInputError, ModelRegistry, StorageError
 from modelversions.backends import Backend
 from modelversions.serializers._manifest import Entry, Manifest, parse
 from modelversions.serializers._paths import files_key, files_prefix
@@ -349,3 +349,64 @@ def test_a_file_a_concurrent_prune_removed_is_stored_again(tmp_path: Path) -> No
     (src / "config.json").write_text("changed since")
     with pytest.raises(IntegrityError, match="changed since: save it again"):
         artifact.ensure(reg.backend, "m", sha, False)
+
+
+def test_planted_links_in_the_copies_folder_are_not_followed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    reg = ModelRegistry("memory://", cache_dir=cache)
+    src = _make_model(tmp_path)
+    mv = reg.save("m", path=src)
+    # An attacker's copy of the tree, linked where the verified copy would go.
+    lure = tmp_path / "lure"
+    lure.mkdir()
+    import shutil
+
+    shutil.copytree(src, lure / src.name)
+    checkouts = cache / "modelversions" / "checkouts"
+    checkouts.mkdir(parents=True)
+    (checkouts / mv.sha256).symlink_to(lure)
+    with pytest.raises(IntegrityError, match="is a symbolic link"):
+        reg.load_path("m", "1.0.0")
+    got = reg.load_path("m", "1.0.0")  # discarded, then made for real
+    assert not (checkouts / mv.sha256).is_symlink() and _tree(got) == _tree(src)
+    assert lure.exists()  # the link's target was not touched
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.rmtree(cache)
+    (cache / "modelversions").mkdir(parents=True)
+    (cache / "modelversions" / "checkouts").symlink_to(other)
+    with pytest.raises(StorageError, match="symbolic link or not a folder"):
+        reg.load_path("m", "1.0.0")
+
+
+def test_a_large_file_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
+    """Peak memory above the baseline stays small (figures for 1 GiB: docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "big.bin"
+    chunk = os.urandom(1024 * 1024)
+    with open(src, "wb") as fh:
+        for _ in range(96):
+            fh.write(chunk)
+    child = (
+        "import resource, sys\n"
+        "from modelversions import ModelRegistry\n"
+        "reg = ModelRegistry(sys.argv[2])\n"
+        "reg.save('warm', {'w': 1})\n"  # imports joblib and the rest before the baseline
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "reg.save('big', path=sys.argv[1])\n"
+        "reg.load_path('big', '1.0.0')\n"
+        "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(src), str(tmp_path / "reg")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split()
+    base, peak = (int(x) / 1024 for x in out)  # KiB -> MiB
+    assert peak - base < 32, f"peak {peak:.1f} MiB, baseline {base:.1f} MiB"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelversions.backends import Backend
-from modelversions.errors import IntegrityError
+from modelversions.errors import IntegrityError, StorageError
 from modelversions.serializers._manifest import Manifest
 from modelversions.serializers._paths import files_key
 from modelversions.serializers._walk import Refused, walk
@@ -57,6 +57,11 @@ class Checkouts:
         with self._lock:
             if self._given is not None:
                 os.makedirs(self._given, mode=0o700, exist_ok=True)
+                if os.path.islink(self._given) or not os.path.isdir(self._given):
+                    raise StorageError(
+                        f"{self._given} is a symbolic link or not a folder; refusing to "
+                        "materialize versions there (remove it)"
+                    )
                 return self._given
             if self._temp is None:
                 self._temp = tempfile.mkdtemp(prefix="modelversions-checkouts-")
@@ -218,7 +223,7 @@ class Checkouts:
             self._verified[full] = sig
 
         try:
-            walk(home, on_file, on_dir)
+            walk(home, on_file, on_dir, follow_root=False)
         except Refused as exc:
             raise IntegrityError(f"{where}: {exc.path} {exc.why}; it was discarded") from None
         except FileNotFoundError:

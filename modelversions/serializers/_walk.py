@@ -41,15 +41,20 @@ def _open_dir(folder: Dir, name: str) -> Dir:
     return at(folder, name)
 
 
-def walk(root: str, on_file: OnFile, on_dir: OnDir) -> None:
+def walk(root: str, on_file: OnFile, on_dir: OnDir, *, follow_root: bool = True) -> None:
     """Visit every folder and regular file below the folder ``root``, sorted by name.
+
+    ``follow_root=False`` refuses ``root`` itself if it is a symbolic link.
 
     Raises:
         Refused: a symbolic link, something that is neither a folder nor a regular
             file, or a tree deeper than ``MAX_DEPTH``.
         OSError: from the file system (``root`` missing, unreadable, ...).
     """
-    top: Dir = os.open(root, _O_DIR) if _FDS else root
+    if not follow_root and os.path.islink(root):
+        raise Refused(os.path.basename(root), "is a symbolic link")
+    flags = _O_DIR if follow_root else _O_DIR | _NOFOLLOW
+    top: Dir = os.open(root, flags) if _FDS else root
     try:
         _walk(top, "", on_file, on_dir, 0)
     finally:
