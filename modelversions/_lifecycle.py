@@ -51,6 +51,8 @@ class Lifecycle:
             mmap_mode: str | None = ...,
         ) -> Any: ...
 
+        def load_path(self, name: str, version: str | Version | None = ...) -> Any: ...
+
     def deploy(
         self,
         name: str,
@@ -67,7 +69,8 @@ class Lifecycle:
             env: the environment (default ``production``).
             reason: recorded in history.
             force: allow deploying a ``failed`` version.
-            check: called as ``check(model)`` with the loaded model once the pointer moved
+            check: called as ``check(model)`` with the loaded model (for a file or folder
+                version: its path, from :meth:`load_path`) once the pointer moved
                 (default: the registry's check for ``name``, if any). If it raises or returns
                 ``False``, the replaced version is put back at once, the new one is marked
                 failed with the check's message, and :class:`DeployCheckFailedError` raised.
@@ -132,7 +135,9 @@ class Lifecycle:
         self, name: str, env: str, guard: Check, deployed: ModelVersion, before: Version | None
     ) -> None:
         """Run a deploy check; if it fails, mark ``deployed`` failed, put ``before`` back."""
-        message = check_failure(lambda: self.load(name, deployed.version), guard)
+        # A file or folder version is checked through its verified local path.
+        load = self.load_path if deployed.format == "path" else self.load
+        message = check_failure(lambda: load(name, deployed.version), guard)
         if message is None:
             return
         seen: list[Version | None] = []  # where env pointed when the event was built

@@ -410,3 +410,21 @@ def test_a_large_file_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     ).stdout.split()
     base, peak = (int(x) / 1024 for x in out)  # KiB -> MiB
     assert peak - base < 32, f"peak {peak:.1f} MiB, baseline {base:.1f} MiB"
+
+
+def test_a_deploy_check_gets_the_verified_path(tmp_path: Path) -> None:
+    from modelversions import DeployCheckFailedError
+
+    reg = ModelRegistry("memory://")
+    good = _version_dir(tmp_path / "a", "model", {"ok.txt": b"yes"})
+    bad = _version_dir(tmp_path / "b", "model", {"ok.txt": b"no"})
+    reg.save("m", path=good)
+    reg.save("m", path=bad)
+
+    def check(path: Path) -> bool:
+        return (path / "ok.txt").read_bytes() == b"yes"
+
+    reg.deploy("m", "1.0.0", check=check)
+    with pytest.raises(DeployCheckFailedError, match="returned False"):
+        reg.deploy("m", "1.1.0", check=check)
+    assert str(reg.current("m").version) == "1.0.0"  # type: ignore[union-attr]
