@@ -381,7 +381,8 @@ class ModelRegistry(Lifecycle):
         """The local path of a file or folder version (saved with ``save(path=...)``).
 
         Every file is copied out of storage once (hashed on the way) into a local
-        folder (``cache_dir``, else a private temporary folder removed by :meth:`close`)
+        folder (``cache_dir``, else a private temporary folder removed by :meth:`close` or
+        at exit)
         and checked against the version's manifest on every call before the path is
         returned: a changed, missing or extra file raises :class:`IntegrityError`
         naming it. The files are read-only; what the path trusts after it is

@@ -1,8 +1,8 @@
 """Materializing a path version as local files, verified against its manifest.
 
 :class:`Checkouts` owns one folder (``<cache_dir>/modelversions/checkouts/``, or a
-private temporary folder removed by ``ModelRegistry.close()``). Each version is
-materialized once into ``<folder>/<manifest sha256>/<name>``: its files are copied out
+private temporary folder removed by ``ModelRegistry.close()`` or at the process's
+exit). Each version is materialized once into ``<folder>/<manifest sha256>/<name>``: its files are copied out
 of storage into a fresh ``.part-`` folder, hashed on the way (the bytes written are the
 bytes hashed), made read-only (``0o444``), and the folder is renamed into place only if
 every file matched. On every later :meth:`Checkouts.path`, the materialized tree is
@@ -19,6 +19,8 @@ the files are read-only to discourage accidents, not to stop an attacker.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import os
 import shutil
@@ -50,6 +52,7 @@ class Checkouts:
             else os.path.join(os.fspath(folder), "modelversions", "checkouts")
         )
         self._temp: str | None = None
+        self._cleanup: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._verified: dict[str, tuple[int, int, int, int, int]] = {}
 
@@ -65,6 +68,10 @@ class Checkouts:
                 return self._given
             if self._temp is None:
                 self._temp = tempfile.mkdtemp(prefix="modelversions-checkouts-")
+                # Kept while the process runs (a path handed out must not vanish when
+                # the registry object is collected); removed by close() or at exit.
+                self._cleanup = functools.partial(_remove, self._temp)
+                atexit.register(self._cleanup)
             return self._temp
 
     def close(self) -> None:
@@ -72,6 +79,7 @@ class Checkouts:
         with self._lock:
             temp, self._temp = self._temp, None
         if temp is not None:
+            atexit.unregister(self._cleanup)
             _remove(temp)
 
     def path(
