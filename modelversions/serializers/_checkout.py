@@ -2,8 +2,8 @@
 
 :class:`Checkouts` owns one folder (``<cache_dir>/modelversions/checkouts/``, or a
 private temporary folder removed by ``ModelRegistry.close()`` or at the process's
-exit). Each version is materialized once into ``<folder>/<manifest sha256>/<name>``: its files are copied out
-of storage into a fresh ``.part-`` folder, hashed on the way (the bytes written are the
+exit). Each version is materialized once into ``<folder>/<manifest sha256>/<name>``:
+its files are copied out of storage into a fresh ``.part-`` folder, hashed on the way (the bytes written are the
 bytes hashed), made read-only (``0o444``), and the folder is renamed into place only if
 every file matched. On every later :meth:`Checkouts.path`, the materialized tree is
 walked again without following links and compared with the manifest: a changed,
