@@ -3,14 +3,15 @@
 :class:`Checkouts` owns one folder (``<cache_dir>/modelversions/checkouts/``, or a
 private temporary folder removed by ``ModelRegistry.close()`` or at the process's
 exit). Each version is materialized once into ``<folder>/<manifest sha256>/<name>``:
-its files are copied out of storage into a fresh ``.part-`` folder, hashed on the way (the bytes written are the
-bytes hashed), made read-only (``0o444``), and the folder is renamed into place only if
-every file matched. On every later :meth:`Checkouts.path`, the materialized tree is
-walked again without following links and compared with the manifest: a changed,
-missing or extra file, a symbolic link or a folder that should not be there raises
-:class:`~modelversions.errors.IntegrityError` naming it, and the damaged copy is
-discarded (the next call materializes it afresh). A file whose ``fstat`` identity
-(device, inode, size, mtime, ctime) this process verified before is not hashed again.
+its files are copied out of storage into a fresh ``.part-`` folder, hashed on the way
+(the bytes written are the bytes hashed), made read-only (``0o444``), and the folder
+is renamed into place only if every file matched. On every later
+:meth:`Checkouts.path`, the materialized tree is walked again without following links
+and compared with the manifest: a changed, missing or extra file, a symbolic link or a
+folder that should not be there raises :class:`~modelversions.errors.IntegrityError`
+naming it, and the damaged copy is discarded (the next call materializes it afresh). A
+file whose ``fstat`` identity (device, inode, size, mtime, ctime) this process
+verified before is not hashed again.
 
 What the returned path trusts: the files were as saved when it was returned. Any
 process that can write to the checkout folder (the same user) could change them later;
