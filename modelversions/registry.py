@@ -339,6 +339,7 @@ class ModelRegistry(Lifecycle):
         *,
         env: str = "production",
         mmap_mode: str | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
     ) -> Any:
         """Load a model: ``version``, or by default the one deployed in ``env``.
 
@@ -347,10 +348,15 @@ class ModelRegistry(Lifecycle):
         in the artifact's place is refused). On a local folder or through the read
         cache, ``mmap_mode="r"`` (read-only) or ``"c"`` (copy-on-write) memory-maps
         numpy arrays from that same open file; a memory map trusts the file's bytes
-        after the check (see docs/concepts.md).
+        after the check (see docs/concepts.md). ``progress`` (``True`` or a callable
+        ``(done_bytes, total_bytes)``) is told the artifact's size once it is loaded.
+        A version saved with another serializer is loaded by it (``docs/formats.md``).
 
         Raises:
-            InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``.
+            InvalidInputError: ``mmap_mode`` is not ``None``, ``"r"`` or ``"c"``; the
+                version is a file or folder (use :meth:`load_path`).
+            UnsafeFormatError: a joblib version and ``allow_pickle=False``.
+            SerializerNotFoundError: its serializer is not installed here.
             ModelNotFoundError, VersionNotFoundError: nothing to load (or deployed).
             ArtifactPrunedError: the artifact was pruned (or removed while loading).
             IntegrityError: the stored bytes do not match their checksum, or are missing.
@@ -365,10 +371,14 @@ class ModelRegistry(Lifecycle):
 
         serialization.check_mmap_mode(mmap_mode)
         check_env(env)
+        report = make_progress(progress)
         state = self._log.existing(name)
         with self._log.lock:
             mv = _rules.resolve(state, version, env)
-        return self._loader.load(mv, mmap_mode=mmap_mode)
+        model = self._loader.load(mv, mmap_mode=mmap_mode)
+        if report is not None:
+            report(mv.size, mv.size)
+        return model
 
     def load_path(
         self,

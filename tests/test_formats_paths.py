@@ -428,3 +428,20 @@ def test_a_deploy_check_gets_the_verified_path(tmp_path: Path) -> None:
     with pytest.raises(DeployCheckFailedError, match="returned False"):
         reg.deploy("m", "1.1.0", check=check)
     assert str(reg.current("m").version) == "1.0.0"  # type: ignore[union-attr]
+
+
+def test_verify_ignores_files_a_prune_removed_after_its_replay(tmp_path: Path) -> None:
+    import dataclasses
+
+    from modelversions.serializers._files import verify_files
+
+    reg = ModelRegistry("memory://")
+    src = _make_model(tmp_path)
+    mv = reg.save("m", path=src)
+    reg.backend.delete(_file_key(reg, "m", b""))  # the 0-byte file
+    args = {"repair": False, "older_than": lambda key: False}
+    found, _removed, _n = verify_files(reg.backend, "m", [mv], fresh=lambda: [mv], **args)
+    assert [kind for kind, _d, _v in found] == ["artifact-missing"]
+    pruned = dataclasses.replace(mv, pruned=True)
+    found, _removed, _n = verify_files(reg.backend, "m", [mv], fresh=lambda: [pruned], **args)
+    assert found == []

@@ -200,3 +200,10 @@ def test_progress_of_an_object_save_reports_its_size(registry: ModelRegistry) ->
     seen: list[tuple[int, int]] = []
     mv = registry.save("m", {"w": np.zeros(1000)}, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(mv.size, mv.size)]
+
+
+def test_progress_of_a_load_reports_the_size(registry: ModelRegistry) -> None:
+    mv = registry.save("m", {"w": np.zeros(1000)})
+    seen: list[tuple[int, int]] = []
+    registry.load("m", "1.0.0", progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(mv.size, mv.size)]

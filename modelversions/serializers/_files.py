@@ -130,6 +130,8 @@ def verify_files(
                 except FileNotFoundError:
                     hashed[entry.sha256] = "missing"
             err = hashed[entry.sha256]
+            if err == "missing" and _gone_since(mv, fresh):
+                continue  # pruned or deleted by a commit after verify's replay
             if err == "missing":
                 problems.append(
                     ("artifact-missing", f"file {entry.path!r} ({key}) is missing", str(mv.version))
@@ -157,3 +159,12 @@ def verify_files(
                 backend.delete(key)
                 removed.append(key)
     return problems, removed, len(hashed)
+
+
+def _gone_since(mv: ModelVersion, fresh: Callable[[], list[ModelVersion]]) -> bool:
+    """True if ``mv`` was pruned or deleted since (its files may go legitimately)."""
+    try:
+        now = {r.version: r for r in fresh()}.get(mv.version)
+    except IntegrityError:
+        return False
+    return now is None or now.pruned or now.sha256 != mv.sha256
