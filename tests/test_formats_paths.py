@@ -445,3 +445,16 @@ def test_verify_ignores_files_a_prune_removed_after_its_replay(tmp_path: Path) -
     pruned = dataclasses.replace(mv, pruned=True)
     found, _removed, _n = verify_files(reg.backend, "m", [mv], fresh=lambda: [pruned], **args)
     assert found == []
+
+
+def test_a_file_removed_during_the_walk_is_a_clear_refusal(tmp_path: Path) -> None:
+    from modelversions.serializers._walk import Refused, walk
+
+    src = _make_model(tmp_path)
+
+    def on_dir(rel: str) -> None:
+        if rel == "empty":  # the root's names are listed: remove one not yet visited
+            (src / "zero").unlink()
+
+    with pytest.raises(Refused, match="zero: vanished while it was read"):
+        walk(str(src), lambda rel, fd, st: None, on_dir)

@@ -69,7 +69,10 @@ def _walk(folder: Dir, prefix: str, on_file: OnFile, on_dir: OnDir, depth: int) 
         names = sorted(entry.name for entry in it)
     for name in names:
         rel = prefix + name
-        st = os.stat(at(folder, name), dir_fd=fd_of(folder), follow_symlinks=False)
+        try:
+            st = os.stat(at(folder, name), dir_fd=fd_of(folder), follow_symlinks=False)
+        except FileNotFoundError:
+            raise Refused(rel, "vanished while it was read") from None
         if stat.S_ISLNK(st.st_mode) or _is_junction(st):
             raise Refused(rel, "is a symbolic link")
         if stat.S_ISDIR(st.st_mode):
