@@ -217,7 +217,14 @@ class Tracker:
     def apply(self, state: ModelState, payload: dict[str, Any], key: str, sha: str) -> None:
         """Check ``payload``'s signature, apply it to ``state``, then note it."""
         kid = self.check(payload, key)
-        state.apply(payload, sha256=sha)
+        try:
+            state.apply(payload, sha256=sha)
+        except IntegrityError as exc:
+            # A broken chain after an unsigned entry: the unsigned entry is the culprit.
+            refusal = self.refusal()
+            if refusal is None:
+                raise
+            raise SignatureError(f"{refusal}; and {exc}") from exc
         self.note(payload, key, sha, kid)
 
     def check(self, payload: dict[str, Any], key: str) -> str | None:
