@@ -108,9 +108,7 @@ def canonical(payload: Mapping[str, Any]) -> bytes:
 
 
 def _is_hex(text: object, n: int) -> bool:
-    return (
-        isinstance(text, str) and len(text) == n and all(c in "0123456789abcdef" for c in text)
-    )
+    return isinstance(text, str) and len(text) == n and all(c in "0123456789abcdef" for c in text)
 
 
 class Keyring:
@@ -168,7 +166,7 @@ class Keyring:
             or not _is_hex(sig["mac"], 64)
         ):
             raise SignatureError(f"{where} has a malformed signature: {str(sig)[:200]!r}")
-        kid = sig["key_id"]
+        kid: str = sig["key_id"]
         key = self._keys.get(kid)
         if key is None:
             raise SignatureError(

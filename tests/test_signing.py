@@ -10,6 +10,7 @@ pinned heads, ``verify()``, unsigned registries unchanged, and the options' chec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -46,10 +47,8 @@ class Planted:
 
 def overwrite(backend: Backend, key: str, data: bytes) -> None:
     """What a writer of the storage can do: replace any object."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         backend.delete(key)
-    except FileNotFoundError:
-        pass
     backend.create(key, data)
 
 
@@ -276,7 +275,7 @@ def test_attest_refuses_damage_and_checks_the_chain(backend: Backend) -> None:
     mv = plain.get("m", "1.1.0")
     overwrite(backend, _state.artifact_key("m", mv.sha256), b"damaged")
     signer = ModelRegistry(backend, signing_key=KEY_A)
-    with pytest.raises(IntegrityError, match="refusing to attest 'm'.*artifact-damaged"):
+    with pytest.raises(IntegrityError, match=r"refusing to attest 'm'.*artifact-damaged"):
         signer.attest("m")
     assert signer.attest("other").action == "attest"  # other models are not its business
     # An entry replaced after an attestation breaks the chain hash it records.

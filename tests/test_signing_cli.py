@@ -54,7 +54,9 @@ def test_signed_registry_from_the_command_line(
     # A wrong key: exit 5, the file named.
     wrong = tmp_path / "wrong"
     wrong.write_text(OTHER)
-    code, _, err = _main(capsys, "--registry", str(root), "--signing-key-file", str(wrong), "current", "m")
+    code, _, err = _main(
+        capsys, "--registry", str(root), "--signing-key-file", str(wrong), "current", "m"
+    )
     assert code == cli.EXIT_INTEGRITY
     assert _state.log_key("m", 1) in err and key_id(KEY) in err
     # ... unless the right one is listed to verify with.
@@ -82,14 +84,14 @@ def test_attest_and_the_environment_variable(
     assert code == 0
 
 
-def test_bad_key_files_are_usage_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_key_files_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "reg"
     ModelRegistry(root).save("m", 1)
     short = tmp_path / "short"
     short.write_text("too short\n")
     for path, text in ((tmp_path / "missing", "cannot read the key file"), (short, "32 bytes")):
-        code, _, err = _main(capsys, "--registry", str(root), "--signing-key-file", str(path), "models")
+        code, _, err = _main(
+            capsys, "--registry", str(root), "--signing-key-file", str(path), "models"
+        )
         assert code == cli.EXIT_USAGE and text in err
         assert "too short" not in err  # the key is never printed

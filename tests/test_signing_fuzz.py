@@ -61,7 +61,7 @@ def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
     flip = st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)).map(
         lambda t: data[: t[0]] + bytes([data[t[0]] ^ t[1]]) + data[t[0] + 1 :]
     )
-    fields = st.sampled_from(sorted(doc) + ["signature", "prev", "head_sha256"])
+    fields = st.sampled_from([*sorted(doc), "signature", "prev", "head_sha256"])
     edits = st.builds(change, fields, json_values, st.booleans())
     drops = st.builds(change, st.just("-"), fields, st.booleans())
     return st.one_of(flip, edits, drops, st.integers(0, len(data)).map(lambda n: data[:n]))

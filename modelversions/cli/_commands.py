@@ -82,7 +82,7 @@ def _save_signature(reg: ModelRegistry, mv: Any) -> dict[str, Any]:
 
 def _signature_text(sig: dict[str, Any]) -> str:
     if sig["key_id"] is None:
-        return sig["status"]
+        return str(sig["status"])
     return f"{sig['status']} (key id {sig['key_id']})"
 
 
