@@ -173,7 +173,11 @@ class Log:
         if first:  # cached only once whole: a damaged history is refused on every read
             self.states[name] = state
         if self.guard is not None:  # an unsigned entry or a head behind its pin: refused
-            self.guard.finish(state, self.backend.read)
+            try:
+                self.guard.finish(state, self.backend.read)
+            except IntegrityError:
+                self.states.pop(name, None)  # holds what was refused: read anew next time
+                raise
         return state
 
     def _gap_after(self, name: str, seq: int) -> bool:

@@ -304,3 +304,19 @@ def test_pinned_heads_catch_truncation(backend: Backend) -> None:
     assert [p.kind for p in report.problems] == ["head"]
     with pytest.raises(InvalidInputError):
         reg.verify(expect={"m": (seq, "nope")})
+
+
+def test_a_reader_recovers_once_the_forgery_is_removed() -> None:
+    reg = ModelRegistry("memory://", signing_key=KEY_A)
+    reg.save("m", {"w": 0})
+    reg.deploy("m", "1.0.0")
+    attacker = ModelRegistry(reg.backend)
+    attacker.save("m", {"w": "evil"}, "9.0.0")
+    attacker.deploy("m", "9.0.0")
+    for _ in range(2):  # refused every time, not only the first
+        with pytest.raises(SignatureError):
+            reg.load("m")
+    for seq in (3, 4):
+        reg.backend.delete(_state.log_key("m", seq))
+    assert reg.load("m") == {"w": 0}
+    assert [str(mv.version) for mv in reg.versions("m")] == ["1.0.0"]
