@@ -428,17 +428,21 @@ class EntrySignature:
         return {"key_id": self.key_id, "status": self.status}
 
 
+def _read_or_none(log: Log, key: str) -> bytes | None:
+    try:
+        with storage(f"reading {key}"):
+            return log.backend.read(key)
+    except FileNotFoundError:
+        return None
+
+
 def _replay(log: Log, name: str, tracker: Tracker) -> ModelState:
     """Replay ``name`` from entry 1 through ``tracker``; ModelNotFoundError if empty."""
     state = ModelState(name=name)
-    while True:
-        key = _state.log_key(name, state.seq + 1)
-        try:
-            with storage(f"reading {key}"):
-                data = log.backend.read(key)
-        except FileNotFoundError:
-            break
+    key = _state.log_key(name, 1)
+    while (data := _read_or_none(log, key)) is not None:
         tracker.apply(state, _state.decode(data, key), key, _state.entry_sha256(data))
+        key = _state.log_key(name, state.seq + 1)
     if state.seq == 0:
         raise ModelNotFoundError(log.not_found_message(name))
     return state
