@@ -262,7 +262,7 @@ class ModelState:
             self._apply(payload, where)
         except IntegrityError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
         self.head_sha256 = sha256
 
@@ -444,7 +444,7 @@ class ModelState:
             else:  # written by an older version of this library
                 state.legacy = True
                 state.highest = state.order[-1] if state.order else None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():
             if v not in state.records:
