@@ -23,12 +23,14 @@ from modelversions.errors import (
     ModelVersionsError,
     NoRollbackTargetError,
     NotFoundError,
+    SignatureError,
     StorageError,
     VersionExistsError,
     VersionNotFoundError,
 )
 from modelversions.records import Event, ModelVersion, Status, StatusChange
 from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
+from modelversions.signing import EntrySignature, key_id
 from modelversions.version import Version
 
 __version__ = "0.1.0"
@@ -39,6 +41,7 @@ __all__ = [
     "BlobWriter",
     "ConcurrentUpdateError",
     "DeployCheckFailedError",
+    "EntrySignature",
     "Event",
     "ForbiddenTransitionError",
     "IntegrityError",
@@ -51,6 +54,7 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "SignatureError",
     "Status",
     "StatusChange",
     "StorageError",
@@ -60,6 +64,7 @@ __all__ = [
     "VersionExistsError",
     "VersionNotFoundError",
     "__version__",
+    "key_id",
     "open_backend",
     "register_backend",
 ]

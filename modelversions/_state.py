@@ -106,6 +106,11 @@ def seal(body: bytes) -> bytes:
     return _SEAL_HEAD + digest + template[_SEAL_END:]
 
 
+def unseal(data: bytes) -> bytes:
+    """The JSON object ``seal`` was given: ``data`` without its checksum field."""
+    return b"{" + data[_SEAL_END + 2 :]
+
+
 def _check_seal(data: bytes, where: str) -> None:
     if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
         raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
@@ -257,7 +262,7 @@ class ModelState:
             self._apply(payload, where)
         except IntegrityError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
         self.head_sha256 = sha256
 
@@ -439,7 +444,7 @@ class ModelState:
             else:  # written by an older version of this library
                 state.legacy = True
                 state.highest = state.order[-1] if state.order else None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():
             if v not in state.records:

@@ -16,6 +16,7 @@ and each also derives from the builtin that fits, so ``except ValueError`` or
     ├── VersionExistsError (FileExistsError)    save of a version that is already stored
     ├── NoRollbackTargetError (LookupError)     rollback with nothing to roll back to
     ├── IntegrityError                          stored bytes do not match their checksum
+    │   └── SignatureError                      an entry or snapshot no configured key signed
     ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
     ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
     └── StorageError (OSError)                  the backend failed; lower-level error chained
@@ -40,6 +41,7 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "SignatureError",
     "StorageError",
     "VersionExistsError",
     "VersionNotFoundError",
@@ -92,6 +94,13 @@ class NoRollbackTargetError(ModelVersionsError, LookupError):
 
 class IntegrityError(ModelVersionsError):
     """Stored bytes or records are damaged: a checksum or a parse failed."""
+
+
+class SignatureError(IntegrityError):
+    """A history entry or snapshot lacks a valid signature by one of the registry's keys.
+
+    Raised before any artifact is opened; the message names the file.
+    """
 
 
 class ConcurrentUpdateError(ModelVersionsError):

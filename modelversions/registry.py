@@ -15,11 +15,11 @@ for the storage contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from modelversions import _rules, _values, retention
+from modelversions import _rules, _values, retention, signing
 from modelversions._commit import Log
 from modelversions._events import SaveEvent
 from modelversions._lifecycle import Check, Lifecycle
@@ -58,6 +58,14 @@ class ModelRegistry(Lifecycle):
             touched); ignored for local folders.
         cache_size: the read cache's bound in bytes.
         max_retries: how many times a change is retried when other writers commit first.
+        signing_key: sign every history entry and snapshot written with this key
+            (``bytes`` or ``str``, at least 32 bytes; default: the environment variable
+            ``MODELVERSIONS_SIGNING_KEY``), and refuse to read any that no key signed.
+        verify_keys: more keys accepted when reading (key rotation).
+        trusted_only: refuse to open without a key (``InvalidInputError``), so nothing
+            unsigned is ever unpickled. See ``docs/security.md``.
+        expect_heads: pinned heads, model -> ``(seq, sha256)`` as :meth:`head` returns:
+            a model whose history is behind or off its pin is refused (IntegrityError).
 
     >>> reg = ModelRegistry("memory://")
     >>> reg.save("churn", {"w": 1}).version
@@ -77,8 +85,19 @@ class ModelRegistry(Lifecycle):
         cache_dir: str | os.PathLike[str] | None = None,
         cache_size: int = 2 * 1024**3,
         max_retries: int = 200,
+        signing_key: bytes | str | None = None,
+        verify_keys: Iterable[bytes | str] = (),
+        trusted_only: bool = False,
+        expect_heads: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         check_text(user, "user")
+        check_flag(trusted_only, "trusted_only")
+        guard = signing.make_guard(
+            signing_key=signing_key,
+            verify_keys=verify_keys,
+            trusted_only=trusted_only,
+            pins=expect_heads,
+        )
         if checks is not None and not isinstance(checks, Mapping):
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
@@ -87,7 +106,9 @@ class ModelRegistry(Lifecycle):
         check_int(max_retries, "max_retries", 1)
         with storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
-        self._log = Log(self._backend, user=user or login_name(), max_retries=max_retries)
+        self._log = Log(
+            self._backend, user=user or login_name(), max_retries=max_retries, guard=guard
+        )
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)
@@ -341,7 +362,13 @@ class ModelRegistry(Lifecycle):
         return self._loader.load(mv, mmap_mode=mmap_mode)
 
     # ------------------------------------------------------------------ verify
-    def verify(self, *, repair: bool = False, min_age: float = 3600.0) -> VerifyReport:
+    def verify(
+        self,
+        *,
+        repair: bool = False,
+        min_age: float = 3600.0,
+        expect: Mapping[str, tuple[int, str]] | None = None,
+    ) -> VerifyReport:
         """Check the whole registry and report what is damaged.
 
         Replays every model's history from the first entry (not from snapshots),
@@ -349,7 +376,9 @@ class ModelRegistry(Lifecycle):
         every artifact. With ``repair=True`` it removes only provable garbage, such as
         temporaries and unreferenced artifacts older than ``min_age`` seconds, and
         damaged snapshots; never anything a committed version uses, nor a stray file it
-        did not write. :mod:`modelversions.fsck` states every rule.
+        did not write. :mod:`modelversions.fsck` states every rule. With signing keys,
+        entries and snapshots no key signed are ``signature`` problems; ``expect`` pins
+        heads (model -> ``(seq, sha256)`` from :meth:`head`), reported as ``head``.
 
         >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
         >>> reg.verify().ok
@@ -357,4 +386,46 @@ class ModelRegistry(Lifecycle):
         """
         check_flag(repair, "repair")
         check_seconds(min_age, "min_age")
-        return self._fsck.verify(repair=repair, min_age=min_age)
+        pins = signing.check_pins(expect, "expect")
+        return self._fsck.verify(repair=repair, min_age=min_age, expect=pins)
+
+    # ------------------------------------------------------------------ signing
+    def head(self, name: str) -> tuple[int, str]:
+        """The newest entry of ``name``'s history: ``(seq, sha256 of its bytes)``.
+
+        Pin it (``expect_heads=``, ``verify(expect=)``) to refuse a history that was
+        truncated or rewritten behind it, which signatures alone cannot see.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
+        >>> seq, sha = reg.head("m"); seq, len(sha)
+        (1, 64)
+        """
+        state = self._log.existing(name)
+        with self._log.lock:
+            return state.seq, str(state.head_sha256)
+
+    def attest(self, name: str) -> Event:
+        """Vouch, with the signing key, for the whole history of ``name`` as stored now.
+
+        Runs :meth:`verify` first and refuses (IntegrityError) on any damage to the
+        model; then appends one signed ``attest`` entry covering the hash of every
+        entry before it. Readers with the key then accept those earlier entries; an
+        unsigned entry added later is still refused.
+
+        Raises:
+            InvalidInputError: no signing key.
+            IntegrityError, SignatureError: damage, or an invalid signature.
+        """
+        return signing.attest(
+            self._log, name, lambda log: Fsck(log).verify(repair=False, min_age=3600.0)
+        )
+
+    def signatures(self, name: str) -> list[signing.EntrySignature]:
+        """Each history entry of ``name``: whether it is signed, and by which key id.
+
+        >>> reg = ModelRegistry("memory://", signing_key="k" * 32); _ = reg.save("m", 1)
+        >>> [(s.seq, s.status) for s in reg.signatures("m")]
+        [(1, 'signed')]
+        """
+        check_name(name)
+        return signing.signatures(self._log, name)

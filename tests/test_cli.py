@@ -221,7 +221,12 @@ def test_show(path: Path) -> None:
     fraud = _ok("show", "fraud", "1.0.0", registry=path)
     assert "description:  first fraud model" in fraud
     data = json.loads(_ok("show", "churn", "1.2.0", "--json", registry=path))
-    assert data == {**_reg(path).get("churn", "1.2.0").to_dict(), "envs": ["production", "staging"]}
+    assert data == {
+        **_reg(path).get("churn", "1.2.0").to_dict(),
+        "envs": ["production", "staging"],
+        "signature": {"key_id": None, "status": "unsigned"},
+    }
+    assert fields["signature"] == "unsigned"
 
 
 def test_current(path: Path) -> None:
@@ -270,7 +275,8 @@ def test_history(path: Path) -> None:
         "8",
     ]
     data = json.loads(_ok("history", "churn", "--json", registry=path))
-    assert data == [e.to_dict() for e in _reg(path).history("churn")]
+    unsigned = {"key_id": None, "status": "unsigned"}
+    assert data == [{**e.to_dict(), "signature": unsigned} for e in _reg(path).history("churn")]
     assert json.loads(_ok("history", "churn", "--json", "--limit", "0", registry=path)) == []
 
 

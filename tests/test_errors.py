@@ -27,6 +27,7 @@ TREE: dict[str, tuple[str, type[BaseException] | None]] = {
     "VersionExistsError": ("ModelVersionsError", FileExistsError),
     "NoRollbackTargetError": ("ModelVersionsError", LookupError),
     "IntegrityError": ("ModelVersionsError", None),
+    "SignatureError": ("IntegrityError", None),
     "ConcurrentUpdateError": ("ModelVersionsError", None),
     "DeployCheckFailedError": ("ModelVersionsError", None),
     "StorageError": ("ModelVersionsError", OSError),
