@@ -135,7 +135,8 @@ class Log:
                 f"{key} was built from history entry {seq}, which does not exist"
             ) from None
         sha = _state.entry_sha256(data)
-        if state.head_sha256 is None and "prev" in _state.decode(data, entry):
+        state.chained = "prev" in _state.decode(data, entry)
+        if state.head_sha256 is None and state.chained:
             # Whoever wrote a chained entry writes its snapshot with the entry's hash.
             raise IntegrityError(
                 f"{key} records no sha256 of entry {seq}, but that entry is chained "
