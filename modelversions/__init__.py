@@ -23,12 +23,14 @@ from modelversions.errors import (
     ModelVersionsError,
     NoRollbackTargetError,
     NotFoundError,
+    ServingTimeoutError,
     StorageError,
     VersionExistsError,
     VersionNotFoundError,
 )
 from modelversions.records import Event, ModelVersion, Status, StatusChange
 from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
+from modelversions.serving import Served
 from modelversions.version import Version
 
 __version__ = "0.1.0"
@@ -51,6 +53,8 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "Served",
+    "ServingTimeoutError",
     "Status",
     "StatusChange",
     "StorageError",

@@ -18,6 +18,7 @@ and each also derives from the builtin that fits, so ``except ValueError`` or
     ├── IntegrityError                          stored bytes do not match their checksum
     ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
     ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
+    ├── ServingTimeoutError (TimeoutError)      a served handle did not reach a version in time
     └── StorageError (OSError)                  the backend failed; lower-level error chained
 
 Lower-level exceptions (``OSError`` from a disk, ``botocore`` errors from S3) are
@@ -40,6 +41,7 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "ServingTimeoutError",
     "StorageError",
     "VersionExistsError",
     "VersionNotFoundError",
@@ -139,6 +141,10 @@ def _rebuild_check_failed(
     return DeployCheckFailedError(
         message, name=name, version=version, restored=restored, deployed=deployed
     )
+
+
+class ServingTimeoutError(ModelVersionsError, TimeoutError):
+    """``Served.wait_for`` timed out: the version asked for is not served (yet)."""
 
 
 class StorageError(ModelVersionsError, OSError):
