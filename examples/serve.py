@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         served: Served = self.server.served
         if self.path != "/version":
             self._answer(404, {"error": "try GET /version or POST /predict"})
@@ -61,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self.path != "/predict":
             self._answer(404, {"error": "try GET /version or POST /predict"})
             return
@@ -94,22 +94,25 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logging.getLogger("serve").debug(format, *args)
 
 
 def seed_demo(reg: ModelRegistry, name: str) -> None:
-    """Save and deploy a good model (1.0.0), then a bad one (1.1.0), as a training job would."""
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Save and deploy a good model (1.0.0), then a bad one (1.1.0), as a training job would.
 
-    x, y = load_breast_cancer(return_X_y=True)
-    noisy = np.where(np.random.default_rng(0).random(len(y)) < 0.45, 1 - y, y)
-    for labels, why in [(y, "good labels"), (noisy, "corrupted labels")]:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, labels)
+    Iris flowers (four measurements per row); the second model was trained on labels
+    that a broken pipeline shuffled for half of the rows.
+    """
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    broken = np.where(rng.random(len(y)) < 0.5, rng.integers(0, 3, len(y)), y)
+    for labels, why in [(y, "good labels"), (broken, "shuffled labels")]:
+        model = LogisticRegression(max_iter=1000).fit(x, labels)
         mv = reg.save(name, model, metrics={"accuracy": round(float(model.score(x, y)), 4)})
         reg.deploy(name, mv.version, reason=why)
 

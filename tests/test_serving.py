@@ -342,7 +342,9 @@ class Child:
         try:
             return self.lines.get(timeout=GUARD)
         except queue.Empty:
-            raise AssertionError(f"the serving process reported nothing ({self.proc.poll()})")
+            raise AssertionError(
+                f"the serving process reported nothing (exit code {self.proc.poll()})"
+            ) from None
 
     def reports_since(self, quiet: float) -> list[tuple[str, str, float]]:
         """Every report until none came for ``quiet`` seconds."""
@@ -538,8 +540,10 @@ def test_example_service_follows_a_cli_rollback(tmp_path: Path) -> None:
     reg.deploy("churn", "1.1.0")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "serve.py"), "--registry", location]
-        + ["--name", "churn", "--refresh", "0.2", "--host", "127.0.0.1", "--port", "0"],
+        [
+            *(sys.executable, str(ROOT / "examples" / "serve.py"), "--registry", location),
+            *("--name", "churn", "--refresh", "0.2", "--host", "127.0.0.1", "--port", "0"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -556,8 +560,10 @@ def test_example_service_follows_a_cli_rollback(tmp_path: Path) -> None:
             status, answer = _post(f"{base}/predict", bad)
             assert status == 400 and "error" in answer
         rollback = subprocess.run(
-            [sys.executable, "-m", "modelversions", "--registry", location]
-            + ["rollback", "churn", "--reason", "bad predictions"],
+            [
+                *(sys.executable, "-m", "modelversions", "--registry", location),
+                *("rollback", "churn", "--reason", "bad predictions"),
+            ],
             capture_output=True,
             text=True,
             env=env,
