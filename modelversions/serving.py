@@ -210,7 +210,7 @@ class Served:
                 continue
             with self._swapped:
                 if self.version is mv:
-                    self._swapped.wait(left)
+                    self._swapped.wait(min(left, threading.TIMEOUT_MAX))
 
     def _deployed(self) -> ModelVersion:
         """The record deployed in the env now (one storage request once cached)."""
@@ -283,7 +283,7 @@ class Served:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=_checker,
-            args=(weakref.ref(self), self._stop, self._interval),
+            args=(weakref.ref(self), self._stop, min(self._interval, threading.TIMEOUT_MAX)),
             name=f"modelversions-serve-{self._name}-{self._env}",
             daemon=True,
         )

@@ -29,6 +29,7 @@ TREE: dict[str, tuple[str, type[BaseException] | None]] = {
     "IntegrityError": ("ModelVersionsError", None),
     "ConcurrentUpdateError": ("ModelVersionsError", None),
     "DeployCheckFailedError": ("ModelVersionsError", None),
+    "ServingTimeoutError": ("ModelVersionsError", TimeoutError),
     "StorageError": ("ModelVersionsError", OSError),
 }
 

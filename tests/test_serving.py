@@ -176,6 +176,16 @@ def test_registry_close_stops_its_handles(tmp_path: Path) -> None:
     assert all(t is None or not t.is_alive() for t in threads)
 
 
+def test_huge_intervals_are_accepted(reg: ModelRegistry) -> None:
+    with reg.serve("m", refresh=1e300) as served:
+        with pytest.raises(ServingTimeoutError):
+            served.wait_for("1.1.0", timeout=0.01)
+        reg.deploy("m", "1.1.0")
+        threading.Timer(0.05, served.refresh).start()
+        assert served.wait_for("1.1.0", timeout=1e300).version == served.version.version
+        assert served._thread is not None and served._thread.is_alive()
+
+
 def test_a_dropped_handle_ends_its_checker(reg: ModelRegistry) -> None:
     served = reg.serve("m", refresh=0.01)
     thread = served._thread
