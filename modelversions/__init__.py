@@ -23,6 +23,7 @@ from modelversions.errors import (
     ModelVersionsError,
     NoRollbackTargetError,
     NotFoundError,
+    ServingTimeoutError,
     SignatureError,
     StorageError,
     VersionExistsError,
@@ -30,6 +31,7 @@ from modelversions.errors import (
 )
 from modelversions.records import Event, ModelVersion, Status, StatusChange
 from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
+from modelversions.serving import Served
 from modelversions.signing import EntrySignature, key_id
 from modelversions.version import Version
 
@@ -54,6 +56,8 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "Served",
+    "ServingTimeoutError",
     "SignatureError",
     "Status",
     "StatusChange",

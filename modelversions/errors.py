@@ -19,6 +19,7 @@ and each also derives from the builtin that fits, so ``except ValueError`` or
     │   └── SignatureError                      an entry or snapshot no configured key signed
     ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
     ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
+    ├── ServingTimeoutError (TimeoutError)      a served handle did not reach a version in time
     └── StorageError (OSError)                  the backend failed; lower-level error chained
 
 Lower-level exceptions (``OSError`` from a disk, ``botocore`` errors from S3) are
@@ -41,6 +42,7 @@ __all__ = [
     "ModelVersionsError",
     "NoRollbackTargetError",
     "NotFoundError",
+    "ServingTimeoutError",
     "SignatureError",
     "StorageError",
     "VersionExistsError",
@@ -148,6 +150,10 @@ def _rebuild_check_failed(
     return DeployCheckFailedError(
         message, name=name, version=version, restored=restored, deployed=deployed
     )
+
+
+class ServingTimeoutError(ModelVersionsError, TimeoutError):
+    """``Served.wait_for`` timed out: the version asked for is not served (yet)."""
 
 
 class StorageError(ModelVersionsError, OSError):

@@ -15,7 +15,8 @@ for the storage contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -39,6 +40,7 @@ from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
+from modelversions.serving import OnChange, Served
 from modelversions.version import Version
 
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
@@ -114,6 +116,7 @@ class ModelRegistry(Lifecycle):
             self.set_check(name, check)
         self._loader = Loader(self._log, cache_dir=cache_dir, cache_size=cache_size)
         self._fsck = Fsck(self._log)
+        self._served: weakref.WeakSet[Served] = weakref.WeakSet()
 
     @property
     def backend(self) -> Backend:
@@ -124,7 +127,9 @@ class ModelRegistry(Lifecycle):
         return f"ModelRegistry({self._backend.url!r})"
 
     def close(self) -> None:
-        """Release the backend's resources."""
+        """Stop the handles :meth:`serve` made, then release the backend's resources."""
+        for served in list(self._served):
+            served.close()
         self._backend.close()
 
     def __enter__(self) -> ModelRegistry:
@@ -360,6 +365,40 @@ class ModelRegistry(Lifecycle):
         with self._log.lock:
             mv = _rules.resolve(state, version, env)
         return self._loader.load(mv, mmap_mode=mmap_mode)
+
+    def serve(
+        self,
+        name: str,
+        *,
+        env: str = "production",
+        refresh: float | None = 5.0,
+        on_change: OnChange | None = None,
+        load: Callable[[ModelVersion], Any] | None = None,
+    ) -> Served:
+        """Load the version deployed in ``env`` and follow it: a rollback reaches the process.
+
+        A daemon thread checks every ``refresh`` seconds (``None``: only on
+        :meth:`Served.refresh`); an idle check is one storage request. A new deployed
+        version is loaded and verified in the background, then swapped in atomically;
+        one that fails to load leaves the old model serving (:attr:`Served.last_error`,
+        a warning on logger ``"modelversions"``) and is tried again at the next check.
+        ``on_change(old, new)`` is called after each swap (``old`` is ``None`` for the
+        first load). ``load`` replaces how a version is loaded (default: :meth:`load`).
+        See ``docs/serving.md``.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError: nothing is deployed in ``env``.
+            IntegrityError, ArtifactPrunedError, StorageError: as :meth:`load`.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("m", {"w": 1}); _ = reg.deploy("m", "1.0.0")
+        >>> with reg.serve("m", refresh=None) as served:
+        ...     served.model
+        {'w': 1}
+        """
+        served = Served(self, name, env=env, refresh=refresh, on_change=on_change, load=load)
+        self._served.add(served)
+        return served
 
     # ------------------------------------------------------------------ verify
     def verify(

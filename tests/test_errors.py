@@ -30,6 +30,7 @@ TREE: dict[str, tuple[str, type[BaseException] | None]] = {
     "SignatureError": ("IntegrityError", None),
     "ConcurrentUpdateError": ("ModelVersionsError", None),
     "DeployCheckFailedError": ("ModelVersionsError", None),
+    "ServingTimeoutError": ("ModelVersionsError", TimeoutError),
     "StorageError": ("ModelVersionsError", OSError),
 }
 
