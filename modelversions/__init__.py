@@ -24,6 +24,8 @@ from modelversions.errors import (
     NoRollbackTargetError,
     NotFoundError,
     SerializerNotFoundError,
+    ServingTimeoutError,
+    SignatureError,
     StorageError,
     UnsafeFormatError,
     VersionExistsError,
@@ -32,6 +34,8 @@ from modelversions.errors import (
 from modelversions.records import Event, ModelVersion, Status, StatusChange
 from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
 from modelversions.serializers import Serializer, register_serializer
+from modelversions.serving import Served
+from modelversions.signing import EntrySignature, key_id
 from modelversions.version import Version
 
 __version__ = "0.1.0"
@@ -42,6 +46,7 @@ __all__ = [
     "BlobWriter",
     "ConcurrentUpdateError",
     "DeployCheckFailedError",
+    "EntrySignature",
     "Event",
     "ForbiddenTransitionError",
     "IntegrityError",
@@ -56,6 +61,9 @@ __all__ = [
     "NotFoundError",
     "Serializer",
     "SerializerNotFoundError",
+    "Served",
+    "ServingTimeoutError",
+    "SignatureError",
     "Status",
     "StatusChange",
     "StorageError",
@@ -66,6 +74,7 @@ __all__ = [
     "VersionExistsError",
     "VersionNotFoundError",
     "__version__",
+    "key_id",
     "open_backend",
     "register_backend",
     "register_serializer",

@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelversions import _state
 from modelversions._events import E, Payload
@@ -37,6 +37,9 @@ from modelversions.errors import (
     StorageError,
 )
 from modelversions.records import Event, _ts
+
+if TYPE_CHECKING:
+    from modelversions.signing import Guard
 
 # A snapshot caches a model's state so a new registry replays at most a few entries.
 # Its cost grows with the number of versions, its benefit with the entries it saves:
@@ -69,8 +72,12 @@ _UNCHAINED = object()
 class Log:
     """The models' logs in one backend, as one registry object sees them."""
 
-    def __init__(self, backend: Backend, *, user: str, max_retries: int) -> None:
+    def __init__(
+        self, backend: Backend, *, user: str, max_retries: int, guard: Guard | None = None
+    ) -> None:
         self.backend = backend
+        # Signing keys and pinned heads (modelversions.signing); None: neither is set.
+        self.guard = guard
         self.user = user
         self.host = socket.gethostname()
         self.max_retries = max_retries
@@ -84,7 +91,10 @@ class Log:
         """Snapshot ``key`` (of entry ``seq``), checked; raises IntegrityError, FileNotFound."""
         with storage(f"reading {key}"):
             data = self.backend.read(key)
-        snapshot = ModelState.from_snapshot(_state.decode(data, key), name)
+        payload = _state.decode(data, key)
+        if self.guard is not None:
+            self.guard.check_snapshot(payload, key)
+        snapshot = ModelState.from_snapshot(payload, name)
         self._check_snapshot_head(snapshot, key, seq)
         return snapshot
 
@@ -135,7 +145,8 @@ class Log:
                 f"{key} was built from history entry {seq}, which does not exist"
             ) from None
         sha = _state.entry_sha256(data)
-        if state.head_sha256 is None and "prev" in _state.decode(data, entry):
+        state.chained = "prev" in _state.decode(data, entry)
+        if state.head_sha256 is None and state.chained:
             # Whoever wrote a chained entry writes its snapshot with the entry's hash.
             raise IntegrityError(
                 f"{key} records no sha256 of entry {seq}, but that entry is chained "
@@ -154,6 +165,8 @@ class Log:
         first = state is None
         if state is None:
             state = self._load_snapshot(name)
+            if self.guard is not None:
+                self.guard.start(state)
         while True:
             key = _state.log_key(name, state.seq + 1)
             try:
@@ -163,9 +176,19 @@ class Log:
                 if first and self._gap_after(name, state.seq):
                     continue  # a writer committed the missing entry meanwhile: read on
                 break
-            state.apply(_state.decode(data, key), sha256=_state.entry_sha256(data))
+            payload, sha = _state.decode(data, key), _state.entry_sha256(data)
+            if self.guard is None:
+                state.apply(payload, sha256=sha)
+            else:
+                self.guard.apply(state, payload, key, sha)
         if first:  # cached only once whole: a damaged history is refused on every read
             self.states[name] = state
+        if self.guard is not None:  # an unsigned entry or a head behind its pin: refused
+            try:
+                self.guard.finish(state, self.backend.read)
+            except IntegrityError:
+                self.states.pop(name, None)  # holds what was refused: read anew next time
+                raise
         return state
 
     def _gap_after(self, name: str, seq: int) -> bool:
@@ -291,7 +314,10 @@ class Log:
                 if state.seq == 0 or state.head_sha256 is not None:
                     payload["prev"] = state.head_sha256  # chains this entry to the last
                 key = _state.log_key(name, payload["seq"])
-                data = _state.encode(payload)
+                if self.guard is None:
+                    data = _state.encode(payload)
+                else:
+                    data = self.guard.encode_entry(payload)
                 try:
                     self.backend.create(key, data)
                 except FileExistsError:
@@ -299,7 +325,10 @@ class Log:
                 except OSError as exc:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
                 else:
-                    state.apply(payload, sha256=_state.entry_sha256(data))
+                    sha = _state.entry_sha256(data)
+                    state.apply(payload, sha256=sha)
+                    if self.guard is not None:
+                        self.guard.applied_own(state, payload, sha)
                     if _snapshot_due(state):
                         self._write_snapshot(state)
                     return event, state
@@ -327,10 +356,11 @@ class Log:
             )
         return f"could not write {key}: {exc}; nothing was changed"
 
-    def _write_snapshot(self, state: ModelState) -> None:
+    def _write_snapshot(self, state: ModelState, *, keep: int = 2) -> None:
         key = _state.snapshot_key(state.name, state.seq)
+        data = state.encode_snapshot() if self.guard is None else self.guard.encode_snapshot(state)
         try:
-            self.backend.create(key, state.encode_snapshot())
+            self.backend.create(key, data)
         except FileExistsError:
             pass
         except OSError as exc:
@@ -339,7 +369,7 @@ class Log:
         try:
             prefix = _state.snapshot_prefix(state.name)
             ours = [k for k in self.backend.list(prefix) if _state.key_seq(k, prefix)]
-            for old in ours[:-2]:
+            for old in ours[:-keep]:
                 self.backend.delete(old)
         except OSError as exc:
             warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
@@ -357,6 +387,8 @@ class Log:
         ``check`` runs first on the newest state (e.g. the version choice): a refusal
         then leaves nothing behind; the commit runs the rule again on the newest state.
         """
+        if self.guard is not None:
+            self.guard.check_writable()  # before an artifact is written
         with self.lock:
             state = self.refresh(name)
             check(state)

@@ -106,6 +106,11 @@ def seal(body: bytes) -> bytes:
     return _SEAL_HEAD + digest + template[_SEAL_END:]
 
 
+def unseal(data: bytes) -> bytes:
+    """The JSON object ``seal`` was given: ``data`` without its checksum field."""
+    return b"{" + data[_SEAL_END + 2 :]
+
+
 def _check_seal(data: bytes, where: str) -> None:
     if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
         raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
@@ -187,6 +192,9 @@ class ModelState:
     last_time: datetime | None = None
     # sha256 of the stored bytes of entry ``seq`` (see entry_sha256); None when unknown.
     head_sha256: str | None = None
+    # Entry ``seq`` records a ``prev``: every later entry must too (once chained, a log
+    # stays chained, so stripping ``prev`` from the newest entries is caught).
+    chained: bool = dataclasses.field(default=False, repr=False, compare=False)
     # Version numbers are never reused: versions deleted (-> the delete's time) and the
     # highest version ever saved, deleted or not.
     deleted: dict[Version, str] = dataclasses.field(default_factory=dict)
@@ -257,18 +265,25 @@ class ModelState:
             self._apply(payload, where)
         except IntegrityError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
         self.head_sha256 = sha256
+        self.chained = "prev" in payload
 
     def check_prev(self, payload: Mapping[str, Any], where: str) -> None:
         """Entry ``seq + 1`` must record the hash of entry ``seq`` as its ``prev``.
 
         Entries written before the chain existed have no ``prev`` and are not checked
         (the next entry that has one still pins their bytes); nor is an entry whose
-        predecessor's hash is unknown (``head_sha256`` None past entry 0).
+        predecessor's hash is unknown (``head_sha256`` None past entry 0). An entry
+        without ``prev`` after a chained one is refused: the chain was stripped.
         """
         if "prev" not in payload:
+            if self.chained:
+                raise IntegrityError(
+                    f"{where} records no sha256 of entry {self.seq}, which is chained: "
+                    "an entry stripped of its hash (broken hash chain)"
+                )
             return
         prev = payload["prev"]
         if self.seq == 0:
@@ -439,7 +454,7 @@ class ModelState:
             else:  # written by an older version of this library
                 state.legacy = True
                 state.highest = state.order[-1] if state.order else None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"snapshot of model {name!r} is damaged: {exc!r}") from exc
         for env, v in state.pointers.items():
             if v not in state.records:

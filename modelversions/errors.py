@@ -17,9 +17,11 @@ and each also derives from the builtin that fits, so ``except ValueError`` or
     ├── VersionExistsError (FileExistsError)    save of a version that is already stored
     ├── NoRollbackTargetError (LookupError)     rollback with nothing to roll back to
     ├── IntegrityError                          stored bytes do not match their checksum
+    │   ├── SignatureError                      an entry or snapshot no configured key signed
     │   └── UnsafeFormatError                   loading would unpickle, and allow_pickle=False
     ├── ConcurrentUpdateError                   a commit kept losing races; nothing changed
     ├── DeployCheckFailedError                  a guarded deploy's check failed; rolled back
+    ├── ServingTimeoutError (TimeoutError)      a served handle did not reach a version in time
     └── StorageError (OSError)                  the backend failed; lower-level error chained
 
 Lower-level exceptions (``OSError`` from a disk, ``botocore`` errors from S3) are
@@ -43,6 +45,8 @@ __all__ = [
     "NoRollbackTargetError",
     "NotFoundError",
     "SerializerNotFoundError",
+    "ServingTimeoutError",
+    "SignatureError",
     "StorageError",
     "UnsafeFormatError",
     "VersionExistsError",
@@ -102,6 +106,13 @@ class IntegrityError(ModelVersionsError):
     """Stored bytes or records are damaged: a checksum or a parse failed."""
 
 
+class SignatureError(IntegrityError):
+    """A history entry or snapshot lacks a valid signature by one of the registry's keys.
+
+    Raised before any artifact is opened; the message names the file.
+    """
+
+
 class UnsafeFormatError(IntegrityError):
     """Loading would unpickle (run code), and the registry has ``allow_pickle=False``."""
 
@@ -151,6 +162,10 @@ def _rebuild_check_failed(
     return DeployCheckFailedError(
         message, name=name, version=version, restored=restored, deployed=deployed
     )
+
+
+class ServingTimeoutError(ModelVersionsError, TimeoutError):
+    """``Served.wait_for`` timed out: the version asked for is not served (yet)."""
 
 
 class StorageError(ModelVersionsError, OSError):

@@ -26,15 +26,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from modelversions import _state
+from modelversions import _state, signing
 from modelversions._commit import Log
 from modelversions._state import ModelState
 from modelversions._util import storage
-from modelversions.errors import IntegrityError
+from modelversions.errors import IntegrityError, SignatureError
 from modelversions.records import ModelVersion
 
 __all__ = ["VerifyProblem", "VerifyReport"]
@@ -48,13 +48,20 @@ class VerifyProblem:
     ``history-gap``, ``snapshot-damaged``, ``index-missing``, ``orphan-artifact``,
     ``temporary``, ``stray`` (a file in ``@log/`` or ``@snapshots/`` that is not one
     of ours: listed, never removed, harmless), ``symlink`` (a symbolic link below a local
-    registry's folder: never followed; while one exists nothing else is checked or repaired).
+    registry's folder: never followed; while one exists nothing else is checked or repaired),
+    ``signature`` (with signing keys: an entry or snapshot that no key signed, see
+    :mod:`modelversions.signing`), ``head`` (a model behind or off its pinned head).
     """
 
     kind: str
     name: str | None
     detail: str
     version: str | None = None
+
+    @property
+    def harmless(self) -> bool:
+        """True for leftovers that damage no committed data (see VerifyReport.ok)."""
+        return self.kind in VerifyReport._HARMLESS
 
     def __str__(self) -> str:
         where = self.name or "<registry>"
@@ -82,7 +89,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not any(p.kind not in self._HARMLESS for p in self.problems)
+        return all(p.harmless for p in self.problems)
 
     def __str__(self) -> str:
         head = (
@@ -101,8 +108,13 @@ class Fsck:
         self.log = log
         self.backend = log.backend
 
-    def verify(self, *, repair: bool, min_age: float) -> VerifyReport:
-        """Check everything; with ``repair``, remove what the module docstring lists."""
+    def verify(
+        self, *, repair: bool, min_age: float, expect: Mapping[str, tuple[int, str]] | None = None
+    ) -> VerifyReport:
+        """Check everything; with ``repair``, remove what the module docstring lists.
+
+        ``expect`` pins heads (model -> (seq, sha256)), with the registry's own pins.
+        """
         from modelversions import serialization
 
         problems: list[VerifyProblem] = []
@@ -145,8 +157,15 @@ class Fsck:
                 with storage("repairing the index"), suppress(FileExistsError):
                     self.backend.create(_state.index_key(name), b"{}")
                 removed.append(f"added {_state.index_key(name)}")
+        pins = {**(self.log.guard.pins if self.log.guard else {}), **(expect or {})}
+        for name in sorted(set(pins) - logged):
+            problems.append(VerifyProblem("head", name, "pinned, but the model has no history"))
         for name in sorted(logged):
             state, log_problems = self._replay_all(name)
+            if state is not None and name in pins:
+                why = signing.check_pin(self.backend.read, state, pins[name])
+                if why is not None:
+                    log_problems.append(VerifyProblem("head", name, why))
             problems.extend(log_problems)
             if state is None:
                 continue
@@ -263,7 +282,8 @@ class Fsck:
             except FileNotFoundError:
                 continue  # replaced by a newer snapshot meanwhile
             except IntegrityError as exc:
-                problems.append(VerifyProblem("snapshot-damaged", name, str(exc)))
+                kind = "signature" if isinstance(exc, SignatureError) else "snapshot-damaged"
+                problems.append(VerifyProblem(kind, name, str(exc)))
                 if repair:
                     with storage(f"removing {key}"), suppress(FileNotFoundError):
                         self.backend.delete(key)
@@ -347,11 +367,20 @@ class Fsck:
                 problems.append(VerifyProblem("stray", name, f"{key} is not a history entry"))
             else:
                 last = max(last, seq)
+        guard = self.log.guard
+        tracker = None if guard is None else guard.tracker(0)
         try:
-            for _key, payload, sha in self._read_log(name):
-                state.apply(payload, sha256=sha)
+            for key, payload, sha in self._read_log(name):
+                if tracker is None:
+                    state.apply(payload, sha256=sha)
+                else:
+                    tracker.apply(state, payload, key, sha)
+            refusal = None if tracker is None else tracker.refusal()
+            if refusal is not None:
+                raise refusal
         except IntegrityError as exc:
-            problems.append(VerifyProblem("history-damaged", name, str(exc)))
+            kind = "signature" if isinstance(exc, SignatureError) else "history-damaged"
+            problems.append(VerifyProblem(kind, name, str(exc)))
             return None, problems
         if last > state.seq:
             problems.append(

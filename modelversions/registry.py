@@ -15,12 +15,13 @@ for the storage contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelversions import _rules, _values, retention
+from modelversions import _rules, _values, retention, signing
 from modelversions._commit import Log
 from modelversions._events import SaveEvent
 from modelversions._lifecycle import Check, Lifecycle
@@ -42,6 +43,7 @@ from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
+from modelversions.serving import OnChange, Served
 from modelversions.version import Version
 
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
@@ -63,6 +65,14 @@ class ModelRegistry(Lifecycle):
         allow_pickle: ``False`` refuses to unpickle: :meth:`load` of a joblib version
             raises :class:`UnsafeFormatError` (``npz``, ``skops`` and path versions load).
         max_retries: how many times a change is retried when other writers commit first.
+        signing_key: sign every history entry and snapshot written with this key
+            (``bytes`` or ``str``, at least 32 bytes; default: the environment variable
+            ``MODELVERSIONS_SIGNING_KEY``), and refuse to read any that no key signed.
+        verify_keys: more keys accepted when reading (key rotation).
+        trusted_only: refuse to open without a key (``InvalidInputError``), so nothing
+            unsigned is ever unpickled. See ``docs/security.md``.
+        expect_heads: pinned heads, model -> ``(seq, sha256)`` as :meth:`head` returns:
+            a model whose history is behind or off its pin is refused (IntegrityError).
 
     >>> reg = ModelRegistry("memory://")
     >>> reg.save("churn", {"w": 1}).version
@@ -82,10 +92,21 @@ class ModelRegistry(Lifecycle):
         cache_dir: str | os.PathLike[str] | None = None,
         cache_size: int = 2 * 1024**3,
         max_retries: int = 200,
+        signing_key: bytes | str | None = None,
+        verify_keys: Iterable[bytes | str] = (),
+        trusted_only: bool = False,
+        expect_heads: Mapping[str, tuple[int, str]] | None = None,
         allow_pickle: bool = True,
     ) -> None:
         check_text(user, "user")
+        check_flag(trusted_only, "trusted_only")
         check_flag(allow_pickle, "allow_pickle")
+        guard = signing.make_guard(
+            signing_key=signing_key,
+            verify_keys=verify_keys,
+            trusted_only=trusted_only,
+            pins=expect_heads,
+        )
         if checks is not None and not isinstance(checks, Mapping):
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
@@ -94,7 +115,9 @@ class ModelRegistry(Lifecycle):
         check_int(max_retries, "max_retries", 1)
         with storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
-        self._log = Log(self._backend, user=user or login_name(), max_retries=max_retries)
+        self._log = Log(
+            self._backend, user=user or login_name(), max_retries=max_retries, guard=guard
+        )
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)
@@ -102,6 +125,7 @@ class ModelRegistry(Lifecycle):
             self._log, cache_dir=cache_dir, cache_size=cache_size, allow_pickle=allow_pickle
         )
         self._fsck = Fsck(self._log)
+        self._served: weakref.WeakSet[Served] = weakref.WeakSet()
 
     @property
     def backend(self) -> Backend:
@@ -112,7 +136,10 @@ class ModelRegistry(Lifecycle):
         return f"ModelRegistry({self._backend.url!r})"
 
     def close(self) -> None:
-        """Release the backend's resources (and the private folder of ``load_path`` copies)."""
+        """Stop the handles :meth:`serve` made, then release the backend's resources
+        (and the private folder of ``load_path`` copies)."""
+        for served in list(self._served):
+            served.close()
         self._loader.checkouts.close()
         self._backend.close()
 
@@ -417,8 +444,48 @@ class ModelRegistry(Lifecycle):
             mv = _rules.resolve(state, version, env)
         return self._loader.load_path(mv, progress=make_progress(progress))
 
+    def serve(
+        self,
+        name: str,
+        *,
+        env: str = "production",
+        refresh: float | None = 5.0,
+        on_change: OnChange | None = None,
+        load: Callable[[ModelVersion], Any] | None = None,
+    ) -> Served:
+        """Load the version deployed in ``env`` and follow it: a rollback reaches the process.
+
+        A daemon thread checks every ``refresh`` seconds (``None``: only on
+        :meth:`Served.refresh`); an idle check is one storage request. A new deployed
+        version is loaded and verified in the background, then swapped in atomically;
+        one that fails to load leaves the old model serving (:attr:`Served.last_error`,
+        a warning on logger ``"modelversions"``) and is tried again at the next check.
+        ``on_change(old, new)`` is called after each swap (``old`` is ``None`` for the
+        first load). ``load`` replaces how a version is loaded (default: :meth:`load`).
+        See ``docs/serving.md``.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError: nothing is deployed in ``env``.
+            IntegrityError, ArtifactPrunedError, StorageError: as :meth:`load`.
+
+        >>> reg = ModelRegistry("memory://")
+        >>> _ = reg.save("m", {"w": 1}); _ = reg.deploy("m", "1.0.0")
+        >>> with reg.serve("m", refresh=None) as served:
+        ...     served.model
+        {'w': 1}
+        """
+        served = Served(self, name, env=env, refresh=refresh, on_change=on_change, load=load)
+        self._served.add(served)
+        return served
+
     # ------------------------------------------------------------------ verify
-    def verify(self, *, repair: bool = False, min_age: float = 3600.0) -> VerifyReport:
+    def verify(
+        self,
+        *,
+        repair: bool = False,
+        min_age: float = 3600.0,
+        expect: Mapping[str, tuple[int, str]] | None = None,
+    ) -> VerifyReport:
         """Check the whole registry and report what is damaged.
 
         Replays every model's history from the first entry (not from snapshots),
@@ -426,7 +493,9 @@ class ModelRegistry(Lifecycle):
         every artifact. With ``repair=True`` it removes only provable garbage, such as
         temporaries and unreferenced artifacts older than ``min_age`` seconds, and
         damaged snapshots; never anything a committed version uses, nor a stray file it
-        did not write. :mod:`modelversions.fsck` states every rule.
+        did not write. :mod:`modelversions.fsck` states every rule. With signing keys,
+        entries and snapshots no key signed are ``signature`` problems; ``expect`` pins
+        heads (model -> ``(seq, sha256)`` from :meth:`head`), reported as ``head``.
 
         >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
         >>> reg.verify().ok
@@ -434,4 +503,46 @@ class ModelRegistry(Lifecycle):
         """
         check_flag(repair, "repair")
         check_seconds(min_age, "min_age")
-        return self._fsck.verify(repair=repair, min_age=min_age)
+        pins = signing.check_pins(expect, "expect")
+        return self._fsck.verify(repair=repair, min_age=min_age, expect=pins)
+
+    # ------------------------------------------------------------------ signing
+    def head(self, name: str) -> tuple[int, str]:
+        """The newest entry of ``name``'s history: ``(seq, sha256 of its bytes)``.
+
+        Pin it (``expect_heads=``, ``verify(expect=)``) to refuse a history that was
+        truncated or rewritten behind it, which signatures alone cannot see.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
+        >>> seq, sha = reg.head("m"); seq, len(sha)
+        (1, 64)
+        """
+        state = self._log.existing(name)
+        with self._log.lock:
+            return state.seq, str(state.head_sha256)
+
+    def attest(self, name: str) -> Event:
+        """Vouch, with the signing key, for the whole history of ``name`` as stored now.
+
+        Runs :meth:`verify` first and refuses (IntegrityError) on any damage to the
+        model; then appends one signed ``attest`` entry covering the hash of every
+        entry before it. Readers with the key then accept those earlier entries; an
+        unsigned entry added later is still refused.
+
+        Raises:
+            InvalidInputError: no signing key.
+            IntegrityError, SignatureError: damage, or an invalid signature.
+        """
+        return signing.attest(
+            self._log, name, lambda log: Fsck(log).verify(repair=False, min_age=3600.0)
+        )
+
+    def signatures(self, name: str) -> list[signing.EntrySignature]:
+        """Each history entry of ``name``: whether it is signed, and by which key id.
+
+        >>> reg = ModelRegistry("memory://", signing_key="k" * 32); _ = reg.save("m", 1)
+        >>> [(s.seq, s.status) for s in reg.signatures("m")]
+        [(1, 'signed')]
+        """
+        check_name(name)
+        return signing.signatures(self._log, name)

@@ -124,3 +124,16 @@ def test_snapshot_encoding_reuses_record_json_exactly(tmp_path: Path) -> None:
     assert [mv.to_dict() for mv in fresh.versions("m")] == [
         mv.to_dict() for mv in reg.versions("m")
     ]
+
+
+def test_signing_benchmark_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_signing.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| save")]
+    assert len(rows) == 2 and all(row.count("ms") == 3 for row in rows)

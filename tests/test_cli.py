@@ -224,10 +224,12 @@ def test_show(path: Path) -> None:
     assert data == {
         **_reg(path).get("churn", "1.2.0").to_dict(),
         "envs": ["production", "staging"],
+        "signature": {"key_id": None, "status": "unsigned"},
         "format": "joblib",
         "format_info": {},
         "runs_pickled_code": True,
     }
+    assert fields["signature"] == "unsigned"
     assert fields["format"] == "joblib (loading runs pickled code)"
 
 
@@ -277,7 +279,8 @@ def test_history(path: Path) -> None:
         "8",
     ]
     data = json.loads(_ok("history", "churn", "--json", registry=path))
-    assert data == [e.to_dict() for e in _reg(path).history("churn")]
+    unsigned = {"key_id": None, "status": "unsigned"}
+    assert data == [{**e.to_dict(), "signature": unsigned} for e in _reg(path).history("churn")]
     assert json.loads(_ok("history", "churn", "--json", "--limit", "0", registry=path)) == []
 
 

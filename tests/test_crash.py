@@ -55,8 +55,7 @@ def check_after_crash(root: Path) -> set[str]:
     reg = ModelRegistry(root)
     report = reg.verify()
     assert report.ok, str(report)
-    leftovers = {p.kind for p in report.problems}
-    assert leftovers <= {"temporary", "orphan-artifact"}, str(report)
+    assert {p.kind for p in report.problems} <= {"temporary", "orphan-artifact"}, str(report)
     # Readers see only complete versions: each listed one has its artifact (verify
     # hashed them all); the newest and the deployed one load and match their record.
     versions = _versions(root)
@@ -70,6 +69,8 @@ def check_after_crash(root: Path) -> set[str]:
     # younger than min_age is never removed (nor reported by the default verify()):
     # count against a dry run with the same min_age.
     planned = reg.verify(min_age=0)
+    leftovers = {p.kind for p in planned.problems}
+    assert leftovers <= {"temporary", "orphan-artifact"}, str(planned)
     repaired = reg.verify(repair=True, min_age=0)
     assert len(repaired.removed) == len(
         [p for p in planned.problems if p.kind in ("temporary", "orphan-artifact")]

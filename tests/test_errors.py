@@ -28,9 +28,11 @@ TREE: dict[str, tuple[str, type[BaseException] | None]] = {
     "VersionExistsError": ("ModelVersionsError", FileExistsError),
     "NoRollbackTargetError": ("ModelVersionsError", LookupError),
     "IntegrityError": ("ModelVersionsError", None),
+    "SignatureError": ("IntegrityError", None),
     "UnsafeFormatError": ("IntegrityError", None),
     "ConcurrentUpdateError": ("ModelVersionsError", None),
     "DeployCheckFailedError": ("ModelVersionsError", None),
+    "ServingTimeoutError": ("ModelVersionsError", TimeoutError),
     "StorageError": ("ModelVersionsError", OSError),
 }
 

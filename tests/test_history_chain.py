@@ -441,3 +441,22 @@ def test_stray_file_alone_makes_no_model(store: Backend) -> None:
     assert report.removed == ()
     assert ModelRegistry(store).models() == ["m"]
     assert not store.exists(_state.index_key("ghost"))
+
+
+@pytest.mark.parametrize("first", [66, 70])
+def test_stripping_prev_from_the_newest_entries_breaks_the_chain(
+    store: Backend, first: int
+) -> None:
+    """Once a log is chained it stays chained: an entry re-sealed without ``prev`` after a
+    chained one (here entries ``first``..70, behind no snapshot) is refused by every read,
+    whether the reader starts from the snapshot at 64 or replays from entry 1."""
+    with_snapshots(store)
+    for seq in range(first, 71):
+        key = _state.log_key("m", seq)
+        data = payload(store, key)
+        data.pop("prev")
+        overwrite(store, key, _state.encode(data))
+    for read in ("versions", "current", "history"):
+        with pytest.raises(IntegrityError, match=f"entry {first} .*stripped of its hash"):
+            getattr(ModelRegistry(store), read)("m")
+    assert not quiet_verify(store).ok

@@ -74,11 +74,26 @@ def cmd_list(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def _save_signature(reg: ModelRegistry, mv: Any) -> dict[str, Any]:
+    """Whether the history entry that saved ``mv`` is signed, and by which key id."""
+    saves = [e.seq for e in reg.history(mv.name) if e.action == "save" and e.version == mv.version]
+    sigs = {s.seq: s for s in reg.signatures(mv.name)}
+    found = sigs.get(saves[-1]) if saves else None
+    return {"key_id": None, "status": "unsigned"} if found is None else found.to_dict()
+
+
+def _signature_text(sig: dict[str, Any]) -> str:
+    if sig["key_id"] is None:
+        return str(sig["status"])
+    return f"{sig['status']} (key id {sig['key_id']})"
+
+
 def cmd_show(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
     mv = reg.get(args.name, args.version)
     envs = _envs_by_version(reg, args.name).get(str(mv.version), [])
+    signature = _save_signature(reg, mv)
     if out.as_json:
-        out.json({**_version_json(mv, envs), **_format_json(mv)})
+        out.json({**_version_json(mv, envs), **_format_json(mv), "signature": signature})
         return EXIT_OK
     fields = [
         ("name", mv.name),
@@ -90,6 +105,7 @@ def cmd_show(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
         ("size", f"{_size(mv.size)} ({mv.size} bytes)"),
         ("format", _format_text(mv)),
         ("pruned", "yes (artifact deleted)" if mv.pruned else "no"),
+        ("signature", _signature_text(signature)),
     ]
     if mv.failure_reason is not None or mv.failed_env is not None:
         fields.append(("failed in", mv.failed_env or "-"))
@@ -228,7 +244,8 @@ def cmd_history(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
     if args.limit is not None:
         events = events[-args.limit :] if args.limit else []
     if out.as_json:
-        out.json([e.to_dict() for e in events])
+        sigs = {s.seq: s.to_dict() for s in reg.signatures(args.name)} if events else {}
+        out.json([{**e.to_dict(), "signature": sigs.get(e.seq)} for e in events])
         return EXIT_OK
     rows = []
     for e in events:
@@ -253,6 +270,19 @@ def cmd_history(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
         )
     headers = ("SEQ", "TIME (UTC)", "ACTION", "VERSION", "ENV", "MOVE", "CHANGES", "BY", "REASON")
     out.table(headers, rows)
+    return EXIT_OK
+
+
+def cmd_attest(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
+    event = reg.attest(args.name)
+    sig = {s.seq: s for s in reg.signatures(args.name)}[event.seq]
+    if out.as_json:
+        out.json({**event.to_dict(), "signature": sig.to_dict()})
+    else:
+        out.line(
+            f"attested {args.name}: entries 1..{event.seq - 1} are covered by entry "
+            f"{event.seq}, signed with key id {sig.key_id}"
+        )
     return EXIT_OK
 
 

@@ -37,7 +37,20 @@ def _open(args: argparse.Namespace) -> ModelRegistry:
         # not a folder (a file) gets the library's own StorageError message.
         if not os.path.lexists(folder):
             raise _Failure(f"no registry at {folder!r}: the folder does not exist", EXIT_NOT_FOUND)
-    return ModelRegistry(location)
+    keys = [_read_key(path) for path in getattr(args, "verify_key_file", [])]
+    key_file = getattr(args, "signing_key_file", None)
+    signing_key = None if key_file is None else _read_key(key_file)
+    return ModelRegistry(location, signing_key=signing_key, verify_keys=keys)
+
+
+def _read_key(path: str) -> bytes:
+    """The key in file ``path``, without one trailing newline."""
+    try:
+        with open(os.path.expanduser(path), "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise _Failure(f"cannot read the key file {path!r}: {exc.strerror}", EXIT_USAGE) from None
+    return data[:-2] if data.endswith(b"\r\n") else data.removesuffix(b"\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import math
 from modelversions import __version__
 from modelversions.cli._commands import (
     Command,
+    cmd_attest,
     cmd_current,
     cmd_delete,
     cmd_deploy,
@@ -28,7 +29,7 @@ from modelversions.cli._commands import (
     cmd_show,
     cmd_verify,
 )
-from modelversions.cli._shell import ENV_VAR, EPILOG, PROG
+from modelversions.cli._shell import ENV_KEY, ENV_VAR, EPILOG, PROG
 
 
 def _non_negative(text: str) -> int:
@@ -73,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URI",
         default=argparse.SUPPRESS,
         help=f"the registry: a folder or a URI (default: ${ENV_VAR})",
+    )
+    group.add_argument(
+        "--signing-key-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"sign what is written and refuse what no key signed (default: ${ENV_KEY})",
+    )
+    group.add_argument(
+        "--verify-key-file",
+        metavar="PATH",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="another key accepted when reading (key rotation); may be repeated",
     )
     group.add_argument(
         "--json",
@@ -165,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=None, help="only this env's events")
     p.add_argument("--since", type=_positive, default=1, metavar="SEQ", help="from this seq on")
     p.add_argument("--limit", type=_non_negative, metavar="N", help="only the last N events")
+
+    p = add(
+        "attest",
+        cmd_attest,
+        "sign, with the signing key, the whole history of a model as it is now",
+    )
+    p.add_argument("name", metavar="NAME")
 
     p = add("verify", cmd_verify, "check every model's history and artifacts")
     p.add_argument(

@@ -20,6 +20,7 @@ from modelversions import (
 
 PROG = "modelversions"
 ENV_VAR = "MODELVERSIONS_REGISTRY"
+ENV_KEY = "MODELVERSIONS_SIGNING_KEY"
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # any other modelversions error (e.g. the version already exists)
@@ -46,6 +47,12 @@ registry:
   memory:// (empty each run), or an fsspec URL such as s3://bucket/prefix.
   A folder must exist (registries are created by the library's ModelRegistry).
 
+signing:
+  --signing-key-file PATH, or the {ENV_KEY} environment variable: the key (at
+  least 32 bytes; a trailing newline in the file is ignored). Everything written is
+  signed; every history entry and snapshot read must be signed by it or by a
+  --verify-key-file key, else exit code 5 names the file.
+
 exit codes:
   0  success
   1  any other modelversions error (e.g. the version already exists)
@@ -54,7 +61,7 @@ exit codes:
   3  not found: the registry folder, a model or version, nothing deployed to
      promote, a pruned artifact
   4  no rollback target
-  5  integrity: damaged data, or verify found damage
+  5  integrity: damaged data, or verify found damage; a missing or wrong signature
   6  storage failure, or a change that kept conflicting with other writers
 
 Add --json to any command for machine-readable output.
