@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _rules
@@ -51,7 +52,14 @@ class Lifecycle:
             mmap_mode: str | None = ...,
         ) -> Any: ...
 
-        def load_path(self, name: str, version: str | Version | None = ...) -> Any: ...
+        def load_path(
+            self,
+            name: str,
+            version: str | Version | None = ...,
+            *,
+            env: str = ...,
+            progress: bool | Callable[[int, int], None] | None = ...,
+        ) -> Path: ...
 
     def deploy(
         self,

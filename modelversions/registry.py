@@ -18,12 +18,12 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from modelversions import _rules, _values, retention, signing
 from modelversions._commit import Log
 from modelversions._events import SaveEvent
+from modelversions._file_versions import FileVersions
 from modelversions._lifecycle import Check, Lifecycle
 from modelversions._loading import Loader
 from modelversions._names import check_env, check_name
@@ -49,7 +49,7 @@ from modelversions.version import Version
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
 
 
-class ModelRegistry(Lifecycle):
+class ModelRegistry(Lifecycle, FileVersions):
     """Versioned models with one-call rollback, stored in a folder, memory or a bucket.
 
     Args:
@@ -406,43 +406,6 @@ class ModelRegistry(Lifecycle):
         if report is not None:
             report(mv.size, mv.size)
         return model
-
-    def load_path(
-        self,
-        name: str,
-        version: str | Version | None = None,
-        *,
-        env: str = "production",
-        progress: bool | Callable[[int, int], None] | None = None,
-    ) -> Path:
-        """The local path of a file or folder version (saved with ``save(path=...)``).
-
-        Every file is copied out of storage once (hashed on the way) into a local
-        folder (``cache_dir``, else a private temporary folder removed by :meth:`close` or
-        at exit)
-        and checked against the version's manifest on every call before the path is
-        returned: a changed, missing or extra file raises :class:`IntegrityError`
-        naming it. The files are read-only; what the path trusts after it is
-        returned is in ``docs/formats.md``.
-
-        Raises:
-            InvalidInputError: the version is a Python object (use :meth:`load`).
-            ModelNotFoundError, VersionNotFoundError, ArtifactPrunedError: as :meth:`load`.
-            IntegrityError: a stored file or the local copy does not match the manifest.
-
-        >>> import os, tempfile
-        >>> src = os.path.join(tempfile.mkdtemp(), "model.bin")
-        >>> with open(src, "wb") as f: _ = f.write(b"weights")
-        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", path=src)
-        >>> reg.load_path("m", "1.0.0").read_bytes()
-        b'weights'
-        >>> reg.close()
-        """
-        check_env(env)
-        state = self._log.existing(name)
-        with self._log.lock:
-            mv = _rules.resolve(state, version, env)
-        return self._loader.load_path(mv, progress=make_progress(progress))
 
     def serve(
         self,
