@@ -675,6 +675,8 @@ def test_history_written_before_text_was_checked_still_reads(reg: ModelRegistry)
         "env": None,
         "changes": [change],
         "reason": 123,
+        # chained to entry 2 (the log is chained from entry 1; only the text is old-style)
+        "prev": _state.entry_sha256(reg.backend.read(_state.log_key("m", 2))),
     }
     reg.backend.create(_state.log_key("m", 3), _state.encode(payload))
     fresh = reopen(reg)
