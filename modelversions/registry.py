@@ -1,7 +1,11 @@
 """ModelRegistry: the public facade over the registry's rooms.
 
-It checks arguments and delegates (deploy, promote, rollback and the marks are
-inherited from :class:`modelversions._lifecycle.Lifecycle`): the lifecycle rules are
+It checks arguments and delegates. Its base classes hold the other public methods,
+each beside its concern: deploy, promote, rollback and the marks in
+:class:`modelversions._lifecycle.Lifecycle`, ``load_path`` in
+:class:`modelversions._file_versions.FileVersions`, prune and delete in
+:class:`modelversions.retention.Retention`, head, attest and signatures in
+:class:`modelversions._trust.Trust`. The lifecycle rules are
 pure functions in :mod:`modelversions._rules` (state + request -> typed event,
 :mod:`modelversions._events`);
 :mod:`modelversions._commit` reads each model's state from its log and appends events
@@ -20,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from modelversions import _rules, _values, retention, signing
+from modelversions import _rules, _values, signing
 from modelversions._commit import Log
 from modelversions._events import SaveEvent
 from modelversions._file_versions import FileVersions
@@ -29,6 +33,7 @@ from modelversions._loading import Loader
 from modelversions._names import check_env, check_name
 from modelversions._progress import make_progress
 from modelversions._saving import NO_MODEL, artifact_for
+from modelversions._trust import Trust
 from modelversions._util import (
     check_callable,
     check_flag,
@@ -43,13 +48,14 @@ from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
+from modelversions.retention import Retention
 from modelversions.serving import OnChange, Served
 from modelversions.version import Version
 
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
 
 
-class ModelRegistry(Lifecycle, FileVersions):
+class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
     """Versioned models with one-call rollback, stored in a folder, memory or a bucket.
 
     Args:
@@ -326,38 +332,6 @@ class ModelRegistry(Lifecycle, FileVersions):
         with self._log.lock:
             return _rules.rollback_target(state, env)
 
-    # ------------------------------------------------------------------ retention
-    def prune(
-        self, name: str, *, keep: int, reason: str | None = None, dry_run: bool = False
-    ) -> list[ModelVersion]:
-        """Delete the artifacts of versions older than the newest ``keep``.
-
-        Never prunes a deployed version or a version some env would roll back to.
-        Records and history stay; the versions are flagged ``pruned``. Artifacts shared
-        with kept versions (same sha256) stay too. Returns the versions pruned (with
-        ``dry_run=True``: that would be pruned now, changing nothing).
-        """
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-            raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
-        check_name(name)
-        check_text(reason, "reason")
-        check_flag(dry_run, "dry_run")
-        return retention.prune(self._log, name, keep=keep, reason=reason, dry_run=dry_run)
-
-    def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
-        """Remove a version (record and, if unshared, artifact); history keeps its events.
-
-        Its version number stays used: a later ``save`` never gives it out again, and an
-        explicit ``save`` of it raises :class:`VersionExistsError`.
-
-        Raises:
-            ForbiddenTransitionError: the version is deployed in some env.
-        """
-        target = Version(version)
-        check_name(name)
-        check_text(reason, "reason")
-        retention.delete(self._log, name, target, reason=reason)
-
     # ------------------------------------------------------------------ loading
     def load(
         self,
@@ -468,44 +442,3 @@ class ModelRegistry(Lifecycle, FileVersions):
         check_seconds(min_age, "min_age")
         pins = signing.check_pins(expect, "expect")
         return self._fsck.verify(repair=repair, min_age=min_age, expect=pins)
-
-    # ------------------------------------------------------------------ signing
-    def head(self, name: str) -> tuple[int, str]:
-        """The newest entry of ``name``'s history: ``(seq, sha256 of its bytes)``.
-
-        Pin it (``expect_heads=``, ``verify(expect=)``) to refuse a history that was
-        truncated or rewritten behind it, which signatures alone cannot see.
-
-        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1)
-        >>> seq, sha = reg.head("m"); seq, len(sha)
-        (1, 64)
-        """
-        state = self._log.existing(name)
-        with self._log.lock:
-            return state.seq, str(state.head_sha256)
-
-    def attest(self, name: str) -> Event:
-        """Vouch, with the signing key, for the whole history of ``name`` as stored now.
-
-        Runs :meth:`verify` first and refuses (IntegrityError) on any damage to the
-        model; then appends one signed ``attest`` entry covering the hash of every
-        entry before it. Readers with the key then accept those earlier entries; an
-        unsigned entry added later is still refused.
-
-        Raises:
-            InvalidInputError: no signing key.
-            IntegrityError, SignatureError: damage, or an invalid signature.
-        """
-        return signing.attest(
-            self._log, name, lambda log: Fsck(log).verify(repair=False, min_age=3600.0)
-        )
-
-    def signatures(self, name: str) -> list[signing.EntrySignature]:
-        """Each history entry of ``name``: whether it is signed, and by which key id.
-
-        >>> reg = ModelRegistry("memory://", signing_key="k" * 32); _ = reg.save("m", 1)
-        >>> [(s.seq, s.status) for s in reg.signatures("m")]
-        [(1, 'signed')]
-        """
-        check_name(name)
-        return signing.signatures(self._log, name)

@@ -17,10 +17,11 @@ from contextlib import suppress
 from modelversions import _rules, _state
 from modelversions._commit import Log
 from modelversions._events import DeleteEvent, PruneEvent
+from modelversions._names import check_name
 from modelversions._state import ModelState
-from modelversions._util import storage
+from modelversions._util import check_flag, check_text, storage
 from modelversions._values import EMPTY
-from modelversions.errors import IntegrityError
+from modelversions.errors import IntegrityError, InvalidInputError
 from modelversions.records import ModelVersion
 from modelversions.version import Version
 
@@ -86,3 +87,40 @@ def collect_artifacts(
             records = list(log.refresh(name).records.values())
         with storage(f"collecting files of {name!r}"):
             _files.collect_files(log.backend, name, removed, records)
+
+
+class Retention:
+    """``prune`` and ``delete``: the retention half of :class:`~modelversions.ModelRegistry`."""
+
+    _log: Log
+
+    def prune(
+        self, name: str, *, keep: int, reason: str | None = None, dry_run: bool = False
+    ) -> list[ModelVersion]:
+        """Delete the artifacts of versions older than the newest ``keep``.
+
+        Never prunes a deployed version or a version some env would roll back to.
+        Records and history stay; the versions are flagged ``pruned``. Artifacts shared
+        with kept versions (same sha256) stay too. Returns the versions pruned (with
+        ``dry_run=True``: that would be pruned now, changing nothing).
+        """
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
+        check_name(name)
+        check_text(reason, "reason")
+        check_flag(dry_run, "dry_run")
+        return prune(self._log, name, keep=keep, reason=reason, dry_run=dry_run)
+
+    def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
+        """Remove a version (record and, if unshared, artifact); history keeps its events.
+
+        Its version number stays used: a later ``save`` never gives it out again, and an
+        explicit ``save`` of it raises :class:`VersionExistsError`.
+
+        Raises:
+            ForbiddenTransitionError: the version is deployed in some env.
+        """
+        target = Version(version)
+        check_name(name)
+        check_text(reason, "reason")
+        delete(self._log, name, target, reason=reason)
