@@ -14,8 +14,9 @@ history entry (on a local folder one read of ``@log/<seq + 1>.json``, on S3 one
 ``GET``), whatever the number of versions.
 
 This room sits above the facade, like ``cli/``: it uses only the registry's public
-methods (``current`` and ``load``, or the ``load`` function it is given) and never
-writes to the registry.
+methods (``current``, and ``load`` or, for a file or folder version, ``load_path``:
+then :attr:`Served.path` is its verified local path; or the ``load`` function it is
+given) and never writes to the registry.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelversions._names import check_env, check_name
 from modelversions._util import check_callable, check_seconds
 from modelversions.errors import InvalidInputError, ServingTimeoutError, VersionNotFoundError
 from modelversions.records import ModelVersion
+from modelversions.serializers import PATH_FORMAT
 from modelversions.version import Version
 
 if TYPE_CHECKING:
@@ -142,6 +145,22 @@ class Served:
         return self._loaded.version
 
     @property
+    def path(self) -> Path:
+        """The verified local path of the file or folder version served now.
+
+        Raises:
+            InvalidInputError: the version served is a Python object (use ``model``).
+        """
+        loaded = self._loaded
+        if loaded.version.format != PATH_FORMAT:
+            raise InvalidInputError(
+                f"{loaded.version.name} {loaded.version.version} is a Python object "
+                f"({loaded.version.format}), not a file or folder: use served.model"
+            )
+        path: Path = loaded.model
+        return path
+
+    @property
     def last_error(self) -> Exception | None:
         """Why the last check failed (the old model kept serving); None if it succeeded."""
         return self._last_error
@@ -222,6 +241,9 @@ class Served:
         return mv
 
     def _load_model(self, mv: ModelVersion) -> Any:
+        """A Python object through ``load``; a file or folder version through ``load_path``."""
+        if mv.format == PATH_FORMAT:
+            return self._registry.load_path(mv.name, mv.version)
         return self._registry.load(mv.name, mv.version)
 
     def _check(self) -> bool:

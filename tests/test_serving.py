@@ -590,3 +590,34 @@ def test_example_service_follows_a_cli_rollback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(GUARD)
+
+
+# ---------------------------------------------------------------------- path versions
+def test_a_file_or_folder_version_is_served_as_its_verified_path(tmp_path: Path) -> None:
+    from modelversions import InvalidInputError, ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "reg")
+    src = tmp_path / "weights"
+    src.mkdir()
+    (src / "w.bin").write_bytes(b"one")
+    reg.save("m", path=src)
+    (src / "w.bin").write_bytes(b"two")
+    reg.save("m", path=src)
+    reg.save("m", {"w": 3})
+    reg.deploy("m", "1.0.0")
+    with reg.serve("m", refresh=None) as served:
+        assert served.path.name == "weights"
+        assert (served.path / "w.bin").read_bytes() == b"one"
+        assert served.model == served.path
+        reg.deploy("m", "1.1.0")
+        assert served.refresh()
+        assert (served.path / "w.bin").read_bytes() == b"two"
+        reg.deploy("m", "1.2.0")  # a Python object: .path says to use .model
+        assert served.refresh()
+        assert served.model == {"w": 3}
+        with pytest.raises(InvalidInputError, match=r"use served\.model"):
+            _ = served.path
+        reg.rollback("m")
+        assert served.refresh()
+        assert (served.path / "w.bin").read_bytes() == b"two"
+    reg.close()
