@@ -242,6 +242,23 @@ def race_explicit(
     return won
 
 
+def check_explicit_race(url: str, options: dict[str, Any], rounds: int) -> Any:
+    """Race 8 processes on :func:`race_explicit`; check one winner per round whose save
+    is the one stored, and a history of one save per round. Return the registry."""
+    from modelversions import ModelRegistry
+
+    results = run_together(race_explicit, [(url, options, rounds, tag) for tag in range(8)])
+    reg = ModelRegistry(url, storage_options=options)
+    for r in range(rounds):
+        winners = [tag for tag, won in enumerate(results) if won[r]]
+        assert len(winners) == 1, f"round {r + 1}: winners {winners}"
+        mv = reg.get("m", f"{r + 1}.0.0")
+        assert mv.tags == {"tag": winners[0]}
+        assert reg.load("m", mv.version) == {"round": r + 1, "tag": winners[0]}
+    assert [e.action for e in reg.history("m")] == ["save"] * rounds
+    return reg
+
+
 def deploy_rollback(
     barrier: Barrier, url: str, options: dict[str, Any], n: int, seed: int
 ) -> dict[str, int]:

@@ -64,3 +64,13 @@ def backend(backend_factory: BackendFactory, tmp_path: Path) -> Iterator[Backend
 @pytest.fixture
 def registry(backend: Backend) -> ModelRegistry:
     return ModelRegistry(backend)
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh local folder or memory backend: the two whose bytes tests damage by hand."""
+    backend: Backend = (
+        LocalBackend(tmp_path / "reg") if request.param == "local" else MemoryBackend()
+    )
+    yield backend
+    backend.close()

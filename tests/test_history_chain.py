@@ -13,46 +13,13 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _tamper import overwrite, payload, stored
 
 from modelversions import IntegrityError, ModelRegistry, _state
 from modelversions.backends import Backend
-from modelversions.backends.local import LocalBackend
-from modelversions.backends.memory import MemoryBackend
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend: Backend = (
-        LocalBackend(tmp_path / "reg") if request.param == "local" else MemoryBackend()
-    )
-    yield backend
-    backend.close()
-
-
-def overwrite(backend: Backend, key: str, data: bytes) -> None:
-    """Change or plant stored bytes in place, as damage would (no create-if-absent)."""
-    if isinstance(backend, LocalBackend):
-        path = Path(backend._path(key))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            path.chmod(0o644)
-        path.write_bytes(data)
-    else:
-        assert isinstance(backend, MemoryBackend)
-        backend._data[key] = data
-
-
-def stored(backend: Backend) -> dict[str, bytes]:
-    return {k: backend.read(k) for k in backend.list("")}
-
-
-def payload(backend: Backend, key: str) -> dict[str, Any]:
-    return _state.decode(backend.read(key), key)
 
 
 def with_snapshots(backend: Backend, events: int = 70) -> ModelRegistry:

@@ -20,7 +20,6 @@ from typing import Any
 import _s3server
 import pytest
 
-from modelversions import ModelRegistry
 from modelversions.backends.s3 import S3Backend
 
 SWITCH_INTERVAL = "1e-6"  # seconds, in the server process (Python's default is 5 ms)
@@ -83,17 +82,7 @@ def test_processes_racing_to_save_one_version_have_one_winner_each_round(
     rounds = 25
     bucket = server.make_bucket(_s3server.unique_name(tmp_path, "atomicp"))
     url, options = f"s3://{bucket}/reg", server.storage_options
-    results: list[list[bool]] = _s3server.run_together(
-        _s3server.race_explicit, [(url, options, rounds, tag) for tag in range(8)]
-    )
-    reg = ModelRegistry(url, storage_options=options)
-    for r in range(rounds):
-        winners = [tag for tag, won in enumerate(results) if won[r]]
-        assert len(winners) == 1, f"round {r + 1}: winners {winners}"
-        mv = reg.get("m", f"{r + 1}.0.0")
-        assert mv.tags == {"tag": winners[0]}
-        assert reg.load("m", mv.version) == {"round": r + 1, "tag": winners[0]}
-    assert [e.action for e in reg.history("m")] == ["save"] * rounds
+    reg = _s3server.check_explicit_race(url, options, rounds)
     report = reg.verify()
     assert report.ok, str(report)
 

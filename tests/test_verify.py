@@ -13,36 +13,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _tamper import overwrite, stored
 
 from modelversions import IntegrityError, ModelRegistry, Status, _state
 from modelversions.backends import Backend
-from modelversions.backends.local import LocalBackend
-from modelversions.backends.memory import MemoryBackend
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend: Backend = (
-        LocalBackend(tmp_path / "reg") if request.param == "local" else MemoryBackend()
-    )
-    yield backend
-    backend.close()
-
-
-def overwrite(backend: Backend, key: str, data: bytes) -> None:
-    """Change stored bytes in place, as damage would (bypassing create-if-absent)."""
-    if isinstance(backend, LocalBackend):
-        path = Path(backend._path(key))
-        if path.exists():
-            path.chmod(0o644)  # artifacts are stored read-only
-        path.write_bytes(data)
-    else:
-        assert isinstance(backend, MemoryBackend)
-        backend._data[key] = data
 
 
 def populate(backend: Backend) -> ModelRegistry:
@@ -53,10 +30,6 @@ def populate(backend: Backend) -> ModelRegistry:
     reg.deploy("m", "1.0.0")
     reg.deploy("m", "1.1.0")
     return reg
-
-
-def stored(backend: Backend) -> dict[str, bytes]:
-    return {k: backend.read(k) for k in backend.list("")}
 
 
 def assert_reported(backend: Backend, kind: str, version: str | None = None) -> None:
