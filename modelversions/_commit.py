@@ -91,10 +91,15 @@ class Log:
         """Snapshot ``key`` (of entry ``seq``), checked; raises IntegrityError, FileNotFound."""
         with storage(f"reading {key}"):
             data = self.backend.read(key)
-        payload = _state.decode(data, key)
-        if self.guard is not None:
-            self.guard.check_snapshot(payload, key)
-        snapshot = ModelState.from_snapshot(payload, name)
+        snapshot = None
+        if self.guard is None:  # records built on first access (see modelversions._lazy)
+            _state.check_seal(data, key)
+            snapshot = ModelState.from_snapshot_bytes(data, name, key)
+        if snapshot is None:  # an older layout, or a signature to check over the whole
+            payload = _state.decode(data, key)
+            if self.guard is not None:
+                self.guard.check_snapshot(payload, key)
+            snapshot = ModelState.from_snapshot(payload, name)
         self._check_snapshot_head(snapshot, key, seq)
         return snapshot
 
