@@ -15,6 +15,7 @@ decides nothing (the snapshot's seal and head were checked by :mod:`._commit`).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 from collections.abc import Iterator, MutableMapping, MutableSequence, Sequence
@@ -110,48 +111,53 @@ class VersionOrder(MutableSequence[Version]):
 class LazyRecords(MutableMapping[Version, ModelVersion]):
     """``Version -> ModelVersion``, each record parsed from its JSON on first access.
 
-    ``raw`` maps the text of each version not yet built to its position ``i`` in the
-    index: its record is ``data[starts[i] : starts[i] + sizes[i]]``, its flag
-    ``flags[i]``. A record that is built, replaced or deleted leaves ``raw``.
+    The snapshot's versions (``stored``, ascending) are found by bisection; record ``i``
+    is ``data[starts[i] : starts[i + 1] - 1]`` (the last ends before ``end``), its
+    flag ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
+    built and new ones live in ``built``.
     """
 
-    __slots__ = ("_built", "_data", "_flags", "_order", "_raw", "_sizes", "_starts", "_where")
+    __slots__ = ("_built", "_by_text", "_data", "_end", "_flags", "_gone", "_starts")
+    __slots__ += ("_stored", "_where")
 
     def __init__(
-        self,
-        data: bytes,
-        raw: dict[str, int],
-        spans: tuple[list[int], list[int], str],
-        order: VersionOrder,
-        where: str,
+        self, data: bytes, spans: tuple[list[int], int, str], stored: VersionOrder, where: str
     ) -> None:
         self._data = data
-        self._raw = raw
-        self._starts, self._sizes, self._flags = spans
-        self._order = order
+        self._starts, self._end, self._flags = spans
+        self._stored = stored
         self._where = where
+        self._gone: set[int] = set()
         self._built: dict[Version, ModelVersion] = {}
+        self._by_text: dict[str, int] | None = None
 
-    # -- what a lazy state offers beyond a dict ------------------------------------
-    def fragment(self, text: str) -> str | None:
-        """The stored JSON of version ``text``'s record if it was never rebuilt."""
-        i = self._raw.get(text)
-        return None if i is None else self._bytes(i).decode()
+    def _find(self, v: Version) -> int | None:
+        """The position of ``v`` among the stored records still pending, or None."""
+        stored = self._stored
+        i = bisect.bisect_left(stored, v)
+        if i < len(stored) and i not in self._gone and stored[i] == v:
+            return i
+        return None
 
     def _bytes(self, i: int) -> bytes:
-        start = self._starts[i]
-        return self._data[start : start + self._sizes[i]]
+        starts = self._starts
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else self._end
+        return self._data[starts[i] : end]
 
-    def flag_of(self, text: str) -> str:
-        """The index flag of a version whose record was never rebuilt."""
-        return self._flags[self._raw[text]]
+    # -- what a lazy state offers beyond a dict ------------------------------------
+    def stored(self, text: str) -> tuple[str, str] | None:
+        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+        if self._by_text is None:
+            self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
+        i = self._by_text.get(text)
+        if i is None or i in self._gone:
+            return None
+        return self._bytes(i).decode(), self._flags[i]
 
     def peek(self, v: Version) -> tuple[Status, bool]:
         """Version ``v``'s status and pruned flag, without building its record."""
         mv = self._built.get(v)
-        if mv is not None:
-            return mv.status, mv.pruned
-        i = self._raw.get(str(v))
+        i = None if mv is not None else self._find(v)
         if i is None:
             mv = self[v]
             return mv.status, mv.pruned
@@ -160,22 +166,23 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
 
     def build_all(self) -> None:
         """Build every record still pending, with one JSON parse of them all."""
-        if not self._raw:
+        pending = [i for i in range(len(self._starts)) if i not in self._gone]
+        if not pending:
             return
-        texts = list(self._raw)
-        blob = b"[" + b",".join(self._bytes(i) for i in self._raw.values()) + b"]"
+        blob = b"[" + b",".join(self._bytes(i) for i in pending) + b"]"
         try:
             dicts = json.loads(blob)
         except ValueError as exc:
             raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
-        for text, d in zip(texts, dicts, strict=True):
-            self._keep(text, d)
+        for i, d in zip(pending, dicts, strict=True):
+            self._keep(i, d)
 
-    def _keep(self, text: str, d: Any) -> ModelVersion:
+    def _keep(self, i: int, d: Any) -> ModelVersion:
+        text = self._stored.texts[i]
         mv = ModelVersion.from_dict(d) if isinstance(d, dict) else None
         if mv is None or str(mv.version) != text:
             raise IntegrityError(f"{self._where} holds a record that is not version {text}")
-        del self._raw[text]
+        self._gone.add(i)
         self._built[mv.version] = mv
         return mv
 
@@ -184,46 +191,58 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         mv = self._built.get(v)
         if mv is not None:
             return mv
-        text = str(v)
-        i = self._raw.get(text)
+        i = self._find(v)
         if i is None:
             raise KeyError(v)
         try:
             d = json.loads(self._bytes(i))
         except ValueError as exc:
-            raise IntegrityError(f"{self._where} holds a damaged record of {text}") from exc
-        return self._keep(text, d)
+            raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
+        return self._keep(i, d)
 
     def __contains__(self, v: object) -> bool:
-        return v in self._built or (isinstance(v, Version) and str(v) in self._raw)
+        return v in self._built or (isinstance(v, Version) and self._find(v) is not None)
 
     def __setitem__(self, v: Version, mv: ModelVersion) -> None:
-        self._raw.pop(str(v), None)
+        i = self._find(v)
+        if i is not None:
+            self._gone.add(i)
         self._built[v] = mv
 
     def __delitem__(self, v: Version) -> None:
-        if self._raw.pop(str(v), None) is None:
+        i = self._find(v)
+        if i is None:
             del self._built[v]
         else:
+            self._gone.add(i)
             self._built.pop(v, None)
 
     def __len__(self) -> int:
-        return len(self._built) + len(self._raw)
+        return len(self._built) + len(self._starts) - len(self._gone)
 
     def __iter__(self) -> Iterator[Version]:
         yield from list(self._built)
-        pending = set(self._raw)
-        for i, text in enumerate(self._order.texts):
-            if text in pending:
-                yield self._order[i]
+        for i in range(len(self._starts)):
+            if i not in self._gone:
+                yield self._stored[i]
 
     def __repr__(self) -> str:
-        return f"LazyRecords({len(self._built)} built, {len(self._raw)} pending)"
+        pending = len(self._starts) - len(self._gone)
+        return f"LazyRecords({len(self._built)} built, {pending} pending)"
 
 
 def encode_index(texts: list[str], flags: list[str], parts: list[str]) -> dict[str, Any]:
-    """The snapshot's ``index`` for records ``parts`` (their JSON), in version order."""
-    return {"flags": "".join(flags), "order": " ".join(texts), "sizes": [len(p) for p in parts]}
+    """The snapshot's ``index`` for records ``parts`` (their JSON), in version order.
+
+    ``offsets``: where each record starts in the ``versions`` array's text (after
+    ``[``), records being separated by one comma.
+    """
+    offsets = list(itertools.accumulate((len(p) + 1 for p in parts[:-1]), initial=0))
+    return {
+        "flags": "".join(flags),
+        "offsets": offsets if parts else [],
+        "order": " ".join(texts),
+    }
 
 
 def split_snapshot(data: bytes, where: str) -> tuple[dict[str, Any], int] | None:
@@ -244,30 +263,33 @@ def split_snapshot(data: bytes, where: str) -> tuple[dict[str, Any], int] | None
 def lazy_records(
     data: bytes, start: int, index: Any, where: str
 ) -> tuple[LazyRecords, VersionOrder]:
-    """The records and order that ``index`` describes in ``data`` from ``start``."""
+    """The records and order that ``index`` describes in ``data`` from ``start``.
+
+    Checks the index's shape (a record that does not sit where it says is found when
+    it is built: it must parse, and be the version the index names).
+    """
     if not isinstance(index, dict):
         raise IntegrityError(f"{where} has a damaged index")
-    order_text, flags, sizes = index.get("order"), index.get("flags"), index.get("sizes")
+    order_text, flags, offsets = index.get("order"), index.get("flags"), index.get("offsets")
     if not isinstance(order_text, str) or not isinstance(flags, str):
         raise IntegrityError(f"{where} has a damaged index")
     texts = order_text.split(" ") if order_text else []
+    end = len(data) - 2
     if (
-        not isinstance(sizes, list)
-        or len(sizes) != len(texts)
+        not isinstance(offsets, list)
+        or len(offsets) != len(texts)
         or len(flags) != len(texts)
-        or (sizes and (set(map(type, sizes)) != {int} or min(sizes) < 2))
+        or (offsets and (set(map(type, offsets)) != {int} or offsets[0] != 0))
+        or (offsets and not 0 <= max(offsets) < end - start)
         or not set(flags) <= set("csfCSF")
     ):
         raise IntegrityError(f"{where} has a damaged index")
-    if sum(sizes) + max(len(sizes) - 1, 0) != len(data) - 2 - start:
-        raise IntegrityError(f"{where} has an index that does not match its records")
-    raw = dict(zip(texts, range(len(texts)), strict=True))
-    if len(raw) != len(texts):
+    if len(set(texts)) != len(texts):
         raise IntegrityError(f"{where} lists a version twice")
-    # record i starts after records 0..i-1 and their commas
-    starts = list(itertools.accumulate((n + 1 for n in sizes[:-1]), initial=start))
+    starts = list(map(start.__add__, offsets))
     order = VersionOrder(texts, where)
-    return LazyRecords(data, raw, (starts, sizes, flags), order, where), order
+    stored = VersionOrder(list(texts), where)
+    return LazyRecords(data, (starts, end, flags), stored, where), order
 
 
 def order_texts(order: Sequence[Version]) -> list[str]:

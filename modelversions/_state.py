@@ -428,10 +428,10 @@ class ModelState:
         parts: list[str] = []
         flags: list[str] = []
         for i, v_text in enumerate(texts):
-            text = None if lazy is None else lazy.fragment(v_text)
-            if text is not None:  # never rebuilt: its stored JSON, its stored flag
-                parts.append(text)
-                flags.append(lazy.flag_of(v_text))  # type: ignore[union-attr]
+            stored = None if lazy is None else lazy.stored(v_text)
+            if stored is not None:  # never rebuilt: its stored JSON, its stored flag
+                parts.append(stored[0])
+                flags.append(stored[1])
                 continue
             v = self.order[i]
             mv = self.records[v]
