@@ -117,8 +117,17 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     built and new ones live in ``built``.
     """
 
-    __slots__ = ("_built", "_by_text", "_data", "_end", "_flags", "_gone", "_starts")
-    __slots__ += ("_stored", "_where")
+    __slots__ = (
+        "_built",
+        "_by_text",
+        "_data",
+        "_end",
+        "_flags",
+        "_gone",
+        "_starts",
+        "_stored",
+        "_where",
+    )
 
     def __init__(
         self, data: bytes, spans: tuple[list[int], int, str], stored: VersionOrder, where: str
@@ -182,6 +191,11 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         mv = ModelVersion.from_dict(d) if isinstance(d, dict) else None
         if mv is None or str(mv.version) != text:
             raise IntegrityError(f"{self._where} holds a record that is not version {text}")
+        if flag(mv) != self._flags[i]:  # verify() builds every record: it finds any
+            raise IntegrityError(
+                f"{self._where} indexes {text} as {self._flags[i]!r}, its record says "
+                f"{mv.status.value}{' (pruned)' if mv.pruned else ''}"
+            )
         self._gone.add(i)
         self._built[mv.version] = mv
         return mv

@@ -10,6 +10,7 @@ IntegrityError, and a registry falls back to the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from typing import Any
@@ -18,8 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelversions import IntegrityError, ModelRegistry, ModelVersionsError, Status
-from modelversions import _state
+from modelversions import IntegrityError, ModelRegistry, ModelVersionsError, Status, _state
 from modelversions._lazy import LazyRecords, VersionOrder
 from modelversions._state import ModelState, replay
 from modelversions.backends.local import LocalBackend
@@ -85,10 +85,8 @@ def _history(actions: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], str]]
     reg = ModelRegistry(backend, signing_key="k" * 32)
     reg.save(NAME, {"w": 0})
     for action in actions:
-        try:
+        with contextlib.suppress(ModelVersionsError):  # a refusal changes nothing
             _do(reg, action)
-        except ModelVersionsError:
-            pass  # a refused change changes nothing
     out = []
     for key in backend.list(_state.log_prefix(NAME)):
         data = backend.read(key)
@@ -270,3 +268,21 @@ def test_a_fresh_registry_builds_only_what_it_needs(tmp_path: Any) -> None:
     assert [mv.to_dict() for mv in fresh.versions(NAME)] == [
         mv.to_dict() for mv in ModelRegistry(tmp_path).versions(NAME)
     ]
+
+
+def test_an_index_flag_that_contradicts_its_record_is_refused(tmp_path: Any) -> None:
+    reg = ModelRegistry(LocalBackend(tmp_path, durable=False))
+    for i in range(20):
+        reg.save(NAME, {"w": i})
+    backend = reg.backend
+    (key,) = backend.list(_state.snapshot_prefix(NAME))
+    payload = _payload(backend.read(key))
+    payload["index"]["flags"] = "s" + payload["index"]["flags"][1:]  # 1.0.0 "stable"
+    backend.delete(key)
+    backend.create(key, _reseal(payload))
+    state = ModelState.from_snapshot_bytes(backend.read(key), NAME, key)
+    assert state is not None
+    with pytest.raises(IntegrityError, match=r"indexes 1\.0\.0 as 's'"):
+        state.versions()
+    report = ModelRegistry(tmp_path).verify()
+    assert any(p.kind == "snapshot-damaged" for p in report.problems)
