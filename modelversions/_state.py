@@ -18,10 +18,11 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence
 from datetime import datetime
 from typing import Any
 
+from modelversions import _lazy
 from modelversions.errors import IntegrityError
 from modelversions.records import (
     Event,
@@ -111,11 +112,14 @@ def unseal(data: bytes) -> bytes:
     return b"{" + data[_SEAL_END + 2 :]
 
 
-def _check_seal(data: bytes, where: str) -> None:
+def check_seal(data: bytes, where: str) -> None:
+    """Raise IntegrityError unless ``data`` opens with the sha256 of its content."""
     if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
         raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
     stored = data[len(_SEAL_HEAD) : _SEAL_END]
-    actual = hashlib.sha256(_SEAL_HEAD + _SEAL_ZEROS + data[_SEAL_END:]).hexdigest().encode()
+    digest = hashlib.sha256(_SEAL_HEAD + _SEAL_ZEROS)
+    digest.update(memoryview(data)[_SEAL_END:])  # no copy of a large snapshot
+    actual = digest.hexdigest().encode()
     if stored != actual:
         raise IntegrityError(
             f"{where} is damaged (checksum {stored.decode(errors='replace')} does not match "
@@ -132,7 +136,7 @@ def encode(payload: Mapping[str, Any]) -> bytes:
 
 
 def decode(data: bytes, where: str) -> dict[str, Any]:
-    _check_seal(data, where)
+    check_seal(data, where)
     try:
         payload = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -212,14 +216,23 @@ class ModelState:
 
     # -- queries -------------------------------------------------------------------
     def versions(self) -> list[ModelVersion]:
+        if isinstance(self.records, _lazy.LazyRecords):
+            self.records.build_all()  # one JSON parse rather than one per record
         return [self.records[v] for v in self.order]
 
     def rollback_target(self, current: Version) -> ModelVersion | None:
         """The latest stable, unpruned version strictly below ``current``."""
         i = bisect.bisect_left(self.order, current)
+        lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
         while i > 0:
             i -= 1
-            mv = self.records[self.order[i]]
+            v = self.order[i]
+            if lazy is not None:  # statuses from the index: build only the target
+                status, pruned = lazy.peek(v)
+                if status is Status.STABLE and not pruned:
+                    return lazy[v]
+                continue
+            mv = self.records[v]
             if mv.status is Status.STABLE and not mv.pruned:
                 return mv
         return None
@@ -378,12 +391,18 @@ class ModelState:
 
     # -- snapshots -----------------------------------------------------------------
     def to_snapshot(self) -> dict[str, Any]:
+        """The snapshot as a JSON object, every record encoded anew (see encode_snapshot)."""
+        versions = [self.records[v].to_dict() for v in self.order]
+        parts = [json.dumps(d, separators=(",", ":"), sort_keys=True) for d in versions]
+        flags = [_lazy.flag(self.records[v]) for v in self.order]
+        texts = [str(v) for v in self.order]
         return {
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
             "head_sha256": self.head_sha256,
-            "versions": [self.records[v].to_dict() for v in self.order],
+            "index": _lazy.encode_index(texts, flags, parts),
+            "versions": versions,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
@@ -404,8 +423,17 @@ class ModelState:
         """
         cached = self._fragments
         fresh: dict[Version, tuple[ModelVersion, str]] = {}
+        lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
+        texts = _lazy.order_texts(self.order)
         parts: list[str] = []
-        for v in self.order:
+        flags: list[str] = []
+        for i, v_text in enumerate(texts):
+            stored = None if lazy is None else lazy.stored(v_text)
+            if stored is not None:  # never rebuilt: its stored JSON, its stored flag
+                parts.append(stored[0])
+                flags.append(stored[1])
+                continue
+            v = self.order[i]
             mv = self.records[v]
             hit = cached.get(v)
             if hit is not None and hit[0] is mv:
@@ -416,30 +444,66 @@ class ModelState:
                 )
             fresh[v] = (mv, text)
             parts.append(text)
+            flags.append(_lazy.flag(mv))
         self._fragments = fresh
         head = {
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
             "head_sha256": self.head_sha256,
+            "index": _lazy.encode_index(texts, flags, parts),
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
-        # Keys sort as deleted, head_sha256, highest, name, pointers, schema, seq,
+        # Keys sort as deleted, head_sha256, highest, index, name, pointers, schema, seq,
         # versions: append "versions" last.
         text = json.dumps(head, separators=(",", ":"), sort_keys=True)
         return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
+        """The state a decoded snapshot holds, every record built."""
+        where = f"snapshot of model {name!r}"
+        try:
+            records = [ModelVersion.from_dict(d) for d in payload["versions"]]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{where} is damaged: {exc!r}") from exc
+        by_version = {mv.version: mv for mv in records}
+        return cls._from_head(payload, name, by_version, sorted(by_version))
+
+    @classmethod
+    def from_snapshot_bytes(cls, data: bytes, name: str, where: str) -> ModelState | None:
+        """The state sealed snapshot ``data`` holds, its records built on first access.
+
+        Parses the head and the index only (see :mod:`modelversions._lazy`); None for
+        a snapshot without an index (an older layout: use :meth:`from_snapshot`).
+        """
+        split = _lazy.split_snapshot(data, where)
+        if split is None:
+            return None
+        head, start = split
+        head.pop("sha256", None)
+        if head.get("schema") != SCHEMA:
+            raise IntegrityError(
+                f"{where} has schema {head.get('schema')!r}; this library reads schema {SCHEMA}"
+            )
+        records, order = _lazy.lazy_records(data, start, head["index"], where)
+        return cls._from_head(head, name, records, order)
+
+    @classmethod
+    def _from_head(
+        cls,
+        payload: Mapping[str, Any],
+        name: str,
+        records: MutableMapping[Version, ModelVersion],
+        order: MutableSequence[Version],
+    ) -> ModelState:
         if payload.get("name") != name:
             raise IntegrityError(f"snapshot of {payload.get('name')!r} found under {name!r}")
         try:
-            records = [ModelVersion.from_dict(d) for d in payload["versions"]]
             state = cls(name=name, seq=int(payload["seq"]))
-            state.records = {mv.version: mv for mv in records}
-            state.order = sorted(state.records)
-            state._parsed = {str(v): v for v in state.order}
+            state.records = records  # type: ignore[assignment]
+            state.order = order  # type: ignore[assignment]
             state.pointers = {env: _parse_version(v) for env, v in payload["pointers"].items()}
             head = payload.get("head_sha256")  # absent in snapshots older than the chain
             if head is not None and not (

@@ -137,3 +137,25 @@ def test_signing_benchmark_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| save")]
     assert len(rows) == 2 and all(row.count("ms") == 3 for row in rows)
+
+
+def test_cold_benchmark_runs_its_scenarios_at_small_sizes(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_cold.py"),
+            "--quick",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for op in ("current", "load", "rollback", "versions"):
+        assert f"{op:9s} ratio 200 / 10" in out
+    for figure in ("joblib.load same file", "CLI current", "import adds", "-X importtime"):
+        assert figure in out

@@ -84,15 +84,19 @@ def bench_small(cfg: Config, res: Results) -> dict[str, Any]:
                     timed(peer.deploy_equivalent, "life", pv, "staging")[0])  # fmt: skip
             res.add("deploy", "MLflow, alias move only",
                     timed(peer.deploy, "life", pv, "staging")[0])  # fmt: skip
+        # Each version comes back every 6 rounds: its reason (and MLflow's status tag)
+        # alternates, so both sides really write (MLflow's sqlite skips an unchanged tag).
         v = versions[2 + i % 6]
+        why = f"bench {(i // 6) % 2}"
         res.add("mark_failed", "modelversions",
-                timed(life.mark_failed, "life", v, reason="bench")[0])  # fmt: skip
+                timed(life.mark_failed, "life", v, reason=why)[0])  # fmt: skip
         if peer is not None:
             pv = peer_versions[2 + i % 6]
             res.add("mark_failed", "MLflow",
-                    timed(peer.mark_failed_equivalent, "life", pv, "bench")[0])  # fmt: skip
+                    timed(peer.mark_failed_equivalent, "life", pv, why)[0])  # fmt: skip
+            tag = "failed" if (i // 6) % 2 == 0 else "failed (again)"
             res.add("mark_failed", "MLflow, status tag only",
-                    timed(peer.mark, "life", pv, "failed")[0])  # fmt: skip
+                    timed(peer.mark, "life", pv, tag)[0])  # fmt: skip
         life.mark_stable("life", top)
         life.deploy("life", top)
         t, back = timed(life.rollback, "life")

@@ -24,14 +24,16 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from modelversions import _state
 from modelversions.backends import Backend
 from modelversions.errors import IntegrityError, InvalidInputError
 from modelversions.serializers._manifest import Entry, Manifest, check_component
 from modelversions.serializers._walk import Refused, walk
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["PathArtifact", "files_key", "files_prefix"]
 
@@ -219,6 +221,10 @@ class _Storer:
         self.backend = backend
         self.name = name
         self.meter = meter
+        # imported here: concurrent.futures (and the logging it imports) costs ~4 ms
+        # at `import modelversions`, and only a save of a path needs it
+        from concurrent.futures import ThreadPoolExecutor
+
         self.pool = ThreadPoolExecutor(
             max_workers=_WORKERS, thread_name_prefix="modelversions-save"
         )

@@ -1,0 +1,311 @@
+"""Records built on first use: what a fresh registry needs from a large snapshot.
+
+A snapshot keeps each record as the JSON it was written as, plus a compact ``index``
+(the versions in order, one status flag per version and each record's length). A
+fresh :class:`~modelversions._state.ModelState` read from it holds the versions as
+text and the records as byte ranges: ``current()``, ``load()`` and ``rollback()`` need
+the pointers, a few statuses and one or two records, so they parse only those.
+
+:class:`LazyRecords` is the ``records`` mapping and :class:`VersionOrder` the
+``order`` list of such a state; both behave like the ``dict``/``list`` an eagerly
+replayed state holds (equal to them, same contents), building a value on access.
+This room owns the index's layout and the byte ranges; it never reads storage and
+decides nothing (the snapshot's seal and head were checked by :mod:`._commit`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+from collections.abc import Iterator, MutableMapping, MutableSequence, Sequence
+from typing import Any, overload
+
+from modelversions.errors import IntegrityError
+from modelversions.records import ModelVersion, Status, _parse_version
+from modelversions.version import Version
+
+# The index's one-letter flags: the status, upper case when the artifact was pruned.
+_FLAG = {Status.CANDIDATE: "c", Status.STABLE: "s", Status.FAILED: "f"}
+_STATUS = {flag: status for status, flag in _FLAG.items()}
+# The key that opens the records array: the last key of every snapshot (sort_keys).
+# It cannot occur earlier: inside a JSON string its quotes would be escaped, and no
+# object before it holds a key "versions" whose value is an array.
+VERSIONS_KEY = b',"versions":['
+
+
+def flag(mv: ModelVersion) -> str:
+    f = _FLAG[mv.status]
+    return f.upper() if mv.pruned else f
+
+
+def parse_version_text(text: str, where: str) -> Version:
+    """A version as stored in an index: canonical text, else IntegrityError."""
+    try:
+        v = _parse_version(text)
+    except ValueError as exc:
+        raise IntegrityError(f"{where} lists a bad version {text!r}: {exc}") from exc
+    if str(v) != text:
+        raise IntegrityError(f"{where} lists version {text!r} in a non-canonical form")
+    return v
+
+
+class VersionOrder(MutableSequence[Version]):
+    """A model's versions in ascending order, parsed from their text when read."""
+
+    __slots__ = ("_parsed", "_texts", "_where")
+
+    def __init__(self, texts: list[str], where: str) -> None:
+        self._texts = texts
+        self._parsed: list[Version | None] = [None] * len(texts)
+        self._where = where
+
+    @property
+    def texts(self) -> list[str]:
+        return self._texts
+
+    def _at(self, i: int) -> Version:
+        v = self._parsed[i]
+        if v is None:
+            v = self._parsed[i] = parse_version_text(self._texts[i], self._where)
+        return v
+
+    @overload
+    def __getitem__(self, i: int) -> Version: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Version]: ...
+    def __getitem__(self, i: int | slice) -> Version | list[Version]:
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self._texts)))]
+        return self._at(range(len(self._texts))[i])
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        raise TypeError("VersionOrder items are replaced by insert and delete only")
+
+    def __delitem__(self, i: Any) -> None:
+        if isinstance(i, slice):
+            raise TypeError("VersionOrder items are deleted one at a time")
+        del self._texts[i]
+        del self._parsed[i]
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def insert(self, index: int, value: Version) -> None:
+        self._texts.insert(index, str(value))
+        self._parsed.insert(index, value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VersionOrder):
+            return self._texts == other._texts
+        if isinstance(other, (list, tuple, Sequence)):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"VersionOrder({self._texts!r})"
+
+
+class LazyRecords(MutableMapping[Version, ModelVersion]):
+    """``Version -> ModelVersion``, each record parsed from its JSON on first access.
+
+    The snapshot's versions (``stored``, ascending) are found by bisection; record ``i``
+    is ``data[starts[i] : starts[i + 1] - 1]`` (the last ends before ``end``), its
+    flag ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
+    built and new ones live in ``built``.
+    """
+
+    __slots__ = (
+        "_built",
+        "_by_text",
+        "_data",
+        "_end",
+        "_flags",
+        "_gone",
+        "_starts",
+        "_stored",
+        "_where",
+    )
+
+    def __init__(
+        self, data: bytes, spans: tuple[list[int], int, str], stored: VersionOrder, where: str
+    ) -> None:
+        self._data = data
+        self._starts, self._end, self._flags = spans
+        self._stored = stored
+        self._where = where
+        self._gone: set[int] = set()
+        self._built: dict[Version, ModelVersion] = {}
+        self._by_text: dict[str, int] | None = None
+
+    def _find(self, v: Version) -> int | None:
+        """The position of ``v`` among the stored records still pending, or None."""
+        stored = self._stored
+        i = bisect.bisect_left(stored, v)
+        if i < len(stored) and i not in self._gone and stored[i] == v:
+            return i
+        return None
+
+    def _bytes(self, i: int) -> bytes:
+        starts = self._starts
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else self._end
+        return self._data[starts[i] : end]
+
+    # -- what a lazy state offers beyond a dict ------------------------------------
+    def stored(self, text: str) -> tuple[str, str] | None:
+        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+        if self._by_text is None:
+            self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
+        i = self._by_text.get(text)
+        if i is None or i in self._gone:
+            return None
+        return self._bytes(i).decode(), self._flags[i]
+
+    def peek(self, v: Version) -> tuple[Status, bool]:
+        """Version ``v``'s status and pruned flag, without building its record."""
+        mv = self._built.get(v)
+        i = None if mv is not None else self._find(v)
+        if i is None:
+            mv = self[v]
+            return mv.status, mv.pruned
+        f = self._flags[i]
+        return _STATUS[f.lower()], f.isupper()
+
+    def build_all(self) -> None:
+        """Build every record still pending, with one JSON parse of them all."""
+        pending = [i for i in range(len(self._starts)) if i not in self._gone]
+        if not pending:
+            return
+        blob = b"[" + b",".join(self._bytes(i) for i in pending) + b"]"
+        try:
+            dicts = json.loads(blob)
+        except ValueError as exc:
+            raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
+        for i, d in zip(pending, dicts, strict=True):
+            self._keep(i, d)
+
+    def _keep(self, i: int, d: Any) -> ModelVersion:
+        text = self._stored.texts[i]
+        mv = ModelVersion.from_dict(d) if isinstance(d, dict) else None
+        if mv is None or str(mv.version) != text:
+            raise IntegrityError(f"{self._where} holds a record that is not version {text}")
+        if flag(mv) != self._flags[i]:  # verify() builds every record: it finds any
+            raise IntegrityError(
+                f"{self._where} indexes {text} as {self._flags[i]!r}, its record says "
+                f"{mv.status.value}{' (pruned)' if mv.pruned else ''}"
+            )
+        self._gone.add(i)
+        self._built[mv.version] = mv
+        return mv
+
+    # -- the mapping ---------------------------------------------------------------
+    def __getitem__(self, v: Version) -> ModelVersion:
+        mv = self._built.get(v)
+        if mv is not None:
+            return mv
+        i = self._find(v)
+        if i is None:
+            raise KeyError(v)
+        try:
+            d = json.loads(self._bytes(i))
+        except ValueError as exc:
+            raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
+        return self._keep(i, d)
+
+    def __contains__(self, v: object) -> bool:
+        return v in self._built or (isinstance(v, Version) and self._find(v) is not None)
+
+    def __setitem__(self, v: Version, mv: ModelVersion) -> None:
+        i = self._find(v)
+        if i is not None:
+            self._gone.add(i)
+        self._built[v] = mv
+
+    def __delitem__(self, v: Version) -> None:
+        i = self._find(v)
+        if i is None:
+            del self._built[v]
+        else:
+            self._gone.add(i)
+            self._built.pop(v, None)
+
+    def __len__(self) -> int:
+        return len(self._built) + len(self._starts) - len(self._gone)
+
+    def __iter__(self) -> Iterator[Version]:
+        yield from list(self._built)
+        for i in range(len(self._starts)):
+            if i not in self._gone:
+                yield self._stored[i]
+
+    def __repr__(self) -> str:
+        pending = len(self._starts) - len(self._gone)
+        return f"LazyRecords({len(self._built)} built, {pending} pending)"
+
+
+def encode_index(texts: list[str], flags: list[str], parts: list[str]) -> dict[str, Any]:
+    """The snapshot's ``index`` for records ``parts`` (their JSON), in version order.
+
+    ``offsets``: where each record starts in the ``versions`` array's text (after
+    ``[``), records being separated by one comma.
+    """
+    offsets = list(itertools.accumulate((len(p) + 1 for p in parts[:-1]), initial=0))
+    return {
+        "flags": "".join(flags),
+        "offsets": offsets if parts else [],
+        "order": " ".join(texts),
+    }
+
+
+def split_snapshot(data: bytes, where: str) -> tuple[dict[str, Any], int] | None:
+    """The head of sealed snapshot ``data`` (parsed, every key but ``versions``) and the
+    offset where its records start; None when it has no index (an older layout)."""
+    at = data.find(VERSIONS_KEY)
+    if at < 0 or not data.endswith(b"]}"):
+        return None
+    try:
+        head = json.loads(data[:at] + b"}")
+    except ValueError as exc:
+        raise IntegrityError(f"{where} is damaged (not valid JSON: {exc})") from exc
+    if not isinstance(head, dict) or "index" not in head:
+        return None
+    return head, at + len(VERSIONS_KEY)
+
+
+def lazy_records(
+    data: bytes, start: int, index: Any, where: str
+) -> tuple[LazyRecords, VersionOrder]:
+    """The records and order that ``index`` describes in ``data`` from ``start``.
+
+    Checks the index's shape (a record that does not sit where it says is found when
+    it is built: it must parse, and be the version the index names).
+    """
+    if not isinstance(index, dict):
+        raise IntegrityError(f"{where} has a damaged index")
+    order_text, flags, offsets = index.get("order"), index.get("flags"), index.get("offsets")
+    if not isinstance(order_text, str) or not isinstance(flags, str):
+        raise IntegrityError(f"{where} has a damaged index")
+    texts = order_text.split(" ") if order_text else []
+    end = len(data) - 2
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != len(texts)
+        or len(flags) != len(texts)
+        or (offsets and (set(map(type, offsets)) != {int} or offsets[0] != 0))
+        or (offsets and not 0 <= max(offsets) < end - start)
+        or not set(flags) <= set("csfCSF")
+    ):
+        raise IntegrityError(f"{where} has a damaged index")
+    if len(set(texts)) != len(texts):
+        raise IntegrityError(f"{where} lists a version twice")
+    starts = list(map(start.__add__, offsets))
+    order = VersionOrder(texts, where)
+    stored = VersionOrder(list(texts), where)
+    return LazyRecords(data, (starts, end, flags), stored, where), order
+
+
+def order_texts(order: Sequence[Version]) -> list[str]:
+    """The versions of ``order`` as text (kept as text by a :class:`VersionOrder`)."""
+    return order.texts if isinstance(order, VersionOrder) else [str(v) for v in order]
