@@ -80,7 +80,9 @@ class ViewServer(ThreadingHTTPServer):
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (for tests and embedding); stop with ``shutdown()``."""
-        thread = threading.Thread(target=self.serve_forever, name="modelversions-ui")
+        thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="modelversions-ui"
+        )
         thread.daemon = True
         thread.start()
         return thread
