@@ -80,7 +80,7 @@ def _timeline_json(e: Event) -> dict[str, Any]:
         kind = "check-failed"
     return {
         "seq": e.seq,
-        "time": e.to_dict()["time"],
+        "t": round(e.time.timestamp() * 1000),  # ms since the epoch, for the x axis
         "action": e.action,
         "kind": kind,
         "env": e.env,

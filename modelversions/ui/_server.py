@@ -13,6 +13,7 @@ a web page elsewhere cannot read the view through DNS rebinding.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -70,6 +71,7 @@ class ViewServer(ThreadingHTTPServer):
         self.reader = reader
         self.location = location
         self.cache = _api.EventCache(reader)
+        self.answers: dict[str, tuple[int, bytes]] = {}
         self.files = {path: _static(name) for path, (name, _) in _STATIC.items()}
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.server_address[1]}/"
@@ -77,6 +79,28 @@ class ViewServer(ThreadingHTTPServer):
         self.hosts = {f"{shown}:{port_text}"}
         if host in ("127.0.0.1", "localhost", "::1"):
             self.hosts |= {f"{h}:{port_text}" for h in ("127.0.0.1", "localhost", "[::1]")}
+
+    def model_json(self, name: str) -> bytes:
+        """``/api/models/<name>`` as bytes, built again only when the history moved (a
+        page polls it every few seconds; a model of 10,000 versions takes ~0.3 s)."""
+        seq = len(self.cache.events(name))
+        hit = self.answers.get(name)
+        if hit is not None and hit[0] == seq:
+            return hit[1]
+        result = _api.model(self.reader, self.cache, name)
+        data = _dumps(result)
+        # The versions were read after the events: keep the answer only if no change
+        # landed meanwhile (else the next request builds it again).
+        if len(self.cache.events(name)) == result["seq"]:
+            if len(self.answers) >= 8:
+                self.answers.clear()
+            self.answers[name] = (result["seq"], data)
+        return data
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that leaves mid-answer is not an error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread (for tests and embedding); stop with ``shutdown()``."""
@@ -129,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ModelVersionsError as exc:
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, _error(str(exc)), body)
         else:
-            data = json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
+            data = result if isinstance(result, bytes) else _dumps(result)
             self._send(HTTPStatus.OK, data, body)
 
     def _send(
@@ -147,6 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(data)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _error(message: str) -> bytes:
@@ -172,7 +200,7 @@ def _route(path: str, query: dict[str, list[str]]) -> Route | None:
         return None
     name = args[0]
     if len(args) == 1:
-        return lambda s: _api.model(s.reader, s.cache, name)
+        return lambda s: s.model_json(name)
     if len(args) == 2 and args[1] == "history":
         offset = _number(query, "offset", 0)
         limit = _number(query, "limit", 50)

@@ -23,8 +23,9 @@ function hover(node, text) {
 // line still shows every move), so a long history draws fast.
 const MAX_MARKERS = 1500;
 
-function shortTime(ms) {
-  return new Date(ms).toISOString().replace("T", " ").slice(0, 16);
+function shortTime(ms, span) {
+  const iso = new Date(ms).toISOString().replace("T", " ");
+  return span !== undefined && span < 2 * 86400000 ? iso.slice(5, 19) : iso.slice(0, 16);
 }
 
 // timeline: the API's pointer moves, oldest first. rank: version -> position among the
@@ -41,7 +42,7 @@ function drawTimeline(timeline, rank, nowMs) {
     svg.appendChild(svgEl("text", { x: 12, y: 24 }, "nothing deployed yet"));
     return svg;
   }
-  const times = timeline.map((e) => Date.parse(e.time));
+  const times = timeline.map((e) => e.t);
   const t0 = Math.min(...times.slice(0, 1)), t1 = Math.max(nowMs, times[times.length - 1]);
   const span = Math.max(t1 - t0, 1000);
   const x = (t) => left + ((t - t0) / span) * (width - left - right);
@@ -68,7 +69,7 @@ function drawTimeline(timeline, rank, nowMs) {
     });
     let d = "", last = null;
     for (const [e] of moves) {
-      const xe = x(Date.parse(e.time));
+      const xe = x(e.t);
       if (last !== null) d += ` H${xe.toFixed(1)}`;
       if (e.to === null) { last = null; continue; }
       d += last === null ? ` M${xe.toFixed(1)} ${y(e.to).toFixed(1)}` : ` V${y(e.to).toFixed(1)}`;
@@ -78,7 +79,7 @@ function drawTimeline(timeline, rank, nowMs) {
     lane.appendChild(svgEl("path", { class: "step", d: d.trim(), "data-env": env }));
     for (const [e, i] of moves) {
       if (markable.size && !markable.has(i)) continue;
-      const cx = x(Date.parse(e.time)), cy = e.to === null ? y0 + laneH - 4 : y(e.to);
+      const cx = x(e.t), cy = e.to === null ? y0 + laneH - 4 : y(e.to);
       const attrs = { "data-action": e.action, "data-kind": e.kind, "data-env": env,
         "data-version": e.to ?? "", "data-from": e.from ?? "", "data-seq": e.seq };
       let mark;
@@ -95,7 +96,7 @@ function drawTimeline(timeline, rank, nowMs) {
       if (e.failed.length) text += `\nmarked failed: ${e.failed.join(", ")}`;
       if (e.forced) text += "\n(forced)";
       if (e.reason) text += `\nreason: ${e.reason}`;
-      text += `\n${shortTime(Date.parse(e.time))} by ${e.user ?? "?"}`;
+      text += `\n${shortTime(e.t)} by ${e.user ?? "?"}`;
       lane.appendChild(hover(mark, text));
     }
     svg.appendChild(lane);
@@ -104,7 +105,7 @@ function drawTimeline(timeline, rank, nowMs) {
   svg.appendChild(svgEl("line", { class: "axis", x1: left, x2: width - right, y1: ya, y2: ya }));
   for (let k = 0; k <= 4; k++) {
     const t = t0 + (span * k) / 4;
-    svg.appendChild(svgEl("text", { x: x(t), y: ya + 16, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, shortTime(t)));
+    svg.appendChild(svgEl("text", { x: x(t), y: ya + 16, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, shortTime(t, span)));
   }
   return svg;
 }
