@@ -230,6 +230,8 @@ def test_a_change_made_elsewhere_shows_on_the_next_request(url: str, folder: Pat
 def test_every_backend_serves_the_same_answers(registry: ModelRegistry) -> None:
     _ui.build(registry)
     server = ViewServer(registry, "127.0.0.1", 0)
+    server.warm()
+    assert sorted(server.answers) == ["plain", _ui.NAME]
     server.start()
     try:
         data = _get(server.url, f"/api/models/{ENC}")

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -359,6 +360,7 @@ def cmd_ui(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
     server = ViewServer(reg, args.host, args.port, location=location)
     out.line(f"modelversions ui: serving {server.url} (read-only; Ctrl-C to stop)")
     out.stream.flush()
+    threading.Thread(target=server.warm, name="modelversions-ui-warm", daemon=True).start()
     if args.open:
         import webbrowser
 

@@ -97,6 +97,15 @@ class ViewServer(ThreadingHTTPServer):
             self.answers[name] = (result["seq"], data)
         return data
 
+    def warm(self) -> None:
+        """Build every model's answer once (``modelversions ui`` runs this in a thread at
+        start, so the first view of a long history does not pay for reading it)."""
+        try:
+            for name in self.reader.models():
+                self.model_json(name)
+        except ModelVersionsError:
+            pass  # the page shows the error when it asks
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser that leaves mid-answer is not an error worth a traceback."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
