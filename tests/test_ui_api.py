@@ -243,6 +243,30 @@ def test_every_backend_serves_the_same_answers(registry: ModelRegistry) -> None:
         server.server_close()
 
 
+class _OnlyReads:
+    """The five reading methods and nothing else: what the view is allowed to call."""
+
+    def __init__(self, reg: ModelRegistry) -> None:
+        self.models, self.versions, self.envs = reg.models, reg.versions, reg.envs
+        self.get, self.history = reg.get, reg.history
+
+
+def test_the_view_needs_only_the_reading_methods(folder: Path) -> None:
+    server = ViewServer(_OnlyReads(ModelRegistry(folder)), "127.0.0.1", 0)
+    server.start()
+    try:
+        for path in [
+            "/api/models",
+            f"/api/models/{ENC}",
+            f"/api/models/{ENC}/history?offset=3&limit=3",
+            f"/api/models/{ENC}/versions/1.3.0",
+        ]:
+            _get(server.url, path)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_cli_ui_prints_its_url_and_serves(folder: Path) -> None:
     with _ui.ui_process(folder) as (url, proc):
         assert url.startswith("http://127.0.0.1:")

@@ -218,7 +218,11 @@ def test_ten_thousand_versions_render_fast(page: Page) -> None:
         _model(page, server.url, "big")
         expected = f"events 1{DASH}20 of 20000, newest first"
         expect(page.locator("#history-range")).to_have_text(expected)
-        expect(page.locator("#versions tbody tr")).to_have_count(50)
+        rows = page.locator("#versions tbody tr")
+        expect(rows).to_have_count(50)
+        expect(rows.first).to_have_attribute("data-version", "1.9999.0")
+        page.click("#versions-pager button >> nth=1")
+        expect(rows.first).to_have_attribute("data-version", "1.9949.0")
         assert page.locator("svg#timeline g.lane").count() == 2
     finally:
         server.shutdown()
