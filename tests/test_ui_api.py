@@ -277,6 +277,10 @@ def test_cli_ui_prints_its_url_and_serves(folder: Path) -> None:
 def test_cli_ui_warns_when_not_on_loopback(folder: Path) -> None:
     with _ui.ui_process(folder, "--host", "0.0.0.0") as (url, proc):
         assert url.startswith("http://0.0.0.0:")
+        port = urlsplit(url).port
+        # Bound to every address on purpose: reached by whatever name the network uses.
+        status, _, _ = _request(url, "/api/models", headers={"Host": f"box.lan:{port}"})
+        assert status == 200
         os.kill(proc.pid, 15)
         proc.wait(timeout=10)
         assert proc.stderr is not None

@@ -2,12 +2,17 @@
 
 ``modelversions ui`` runs as a subprocess on 127.0.0.1 with a free port, on a folder
 registry built here with deploys, a rollback, a failed guarded deploy and hostile text in
-every name-safe field. The scale figure (10,000 versions, 20,000 events) uses a memory
-registry served from a thread, and is printed, not asserted (see docs/ui.md).
+every name-safe field. The model page's screenshot is saved in the test's temporary
+folder, and into docs/ (docs/ui.md shows it) with MODELVERSIONS_UPDATE_SCREENSHOTS=1,
+so a plain test run leaves the worktree clean. The scale figure (10,000 versions,
+20,000 events) uses a memory registry served from a thread, and is printed, not
+asserted (see docs/ui.md).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,7 +94,7 @@ def test_models_table(page: Page, url: str) -> None:
     assert page.url.endswith(f"#/m/{ENC}")
 
 
-def test_model_page_tables_timeline_and_metric_chart(page: Page, url: str) -> None:
+def test_model_page_tables_timeline_and_metric_chart(page: Page, url: str, tmp_path: Path) -> None:
     _model(page, url, _ui.NAME)
     rows = page.locator("#versions tbody tr")
     expect(rows).to_have_count(4)
@@ -126,7 +131,11 @@ def test_model_page_tables_timeline_and_metric_chart(page: Page, url: str) -> No
         ["1.3.0", 0.73],
     ]
     expect(page.locator('#history tbody tr[data-kind="check-failed"]')).to_have_count(1)
-    page.screenshot(path=str(DOCS / "ui-model.png"), full_page=True)
+    shot = tmp_path / "ui-model.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("MODELVERSIONS_UPDATE_SCREENSHOTS") == "1":  # docs/ui.md's picture
+        shutil.copyfile(shot, DOCS / "ui-model.png")
 
 
 def test_history_and_versions_are_paged(page: Page, url: str) -> None:

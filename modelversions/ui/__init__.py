@@ -16,23 +16,7 @@ This package never writes to a registry: :class:`ViewServer` is given a
 
 from __future__ import annotations
 
-import ipaddress
-
 from modelversions.ui._api import MAX_LIMIT
-from modelversions.ui._server import ViewServer
+from modelversions.ui._server import ViewServer, is_loopback
 
 __all__ = ["MAX_LIMIT", "ViewServer", "is_loopback"]
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` names only this machine (``127.0.0.1``, ``::1``, ``localhost``).
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -12,6 +12,7 @@ a web page elsewhere cannot read the view through DNS rebinding.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import threading
@@ -30,7 +31,7 @@ from modelversions import (
 )
 from modelversions.ui import _api
 
-__all__ = ["ViewServer"]
+__all__ = ["ViewServer", "is_loopback"]
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -44,6 +45,20 @@ _CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _NOT_FOUND = (ModelNotFoundError, VersionNotFoundError, InvalidInputError, LookupError)
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names only this machine (``127.0.0.1``, ``::1``, ``localhost``).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _static(filename: str) -> bytes:
@@ -76,9 +91,12 @@ class ViewServer(ThreadingHTTPServer):
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.server_address[1]}/"
         port_text = str(self.server_address[1])
-        self.hosts = {f"{shown}:{port_text}"}
-        if host in ("127.0.0.1", "localhost", "::1"):
-            self.hosts |= {f"{h}:{port_text}" for h in ("127.0.0.1", "localhost", "[::1]")}
+        # On loopback, only requests addressed to loopback (DNS rebinding); bound
+        # elsewhere on purpose (--host), whatever name reaches it.
+        self.hosts: set[str] | None = None
+        if is_loopback(host):
+            names = (shown, "127.0.0.1", "localhost", "[::1]")
+            self.hosts = {f"{h}:{port_text}" for h in names}
 
     def model_json(self, name: str) -> bytes:
         """``/api/models/<name>`` as bytes, built again only when the history moved (a
@@ -143,7 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routing
     def _answer(self, *, body: bool) -> None:
-        if self.headers.get("Host", "") not in self.server.hosts:
+        hosts = self.server.hosts
+        if hosts is not None and self.headers.get("Host", "") not in hosts:
             self._send(HTTPStatus.MISDIRECTED_REQUEST, _error("unexpected Host header"), body)
             return
         parts = urlsplit(self.path)
