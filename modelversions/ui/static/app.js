@@ -74,11 +74,11 @@ function copyLine(label, text) {
 // ------------------------------------------------------------------ views
 const state = { view: null, info: { registry: null } };
 
-async function modelsView(main) {
+async function modelsView(main, v) {
   const data = await api("/api/models");
   const key = json(data);
-  if (state.view.key === key) return;
-  state.view.key = key;
+  if (state.view !== v || v.key === key) return;
+  v.key = key;
   state.info.registry = data.registry;
   const rows = data.models.map((m) => el("tr", { "data-model": m.name },
     el("td", {}, el("a", { href: modelHref(m.name) }, m.name)),
@@ -121,20 +121,26 @@ function drawVersions() {
   document.getElementById("versions-box").replaceWith(versionsTable(v.name, v.data, v.versionsPage));
 }
 
-async function drawHistory() {
-  const v = state.view;
-  const page = await api(`/api/models/${enc(v.name)}/history?offset=${v.historyOffset}&limit=${HISTORY_PAGE}`);
-  if (state.view !== v) return;
+function historyPath(v) {
+  return `/api/models/${enc(v.name)}/history?offset=${v.historyOffset}&limit=${HISTORY_PAGE}`;
+}
+
+function historyBox(v, page) {
   const first = page.total ? page.offset + 1 : 0, last = page.offset + page.events.length;
-  const box = el("div", { id: "history-box", "data-total": page.total, "data-offset": page.offset },
+  return el("div", { id: "history-box", "data-total": page.total, "data-offset": page.offset },
     el("div", { class: "pager" },
       el("button", { type: "button", id: "history-newer", disabled: page.offset === 0 ? "" : null,
-        onclick: () => { v.historyOffset = Math.max(0, v.historyOffset - HISTORY_PAGE); drawHistory(); } }, "newer"),
+        onclick: () => { v.historyOffset = Math.max(0, v.historyOffset - HISTORY_PAGE); drawHistory(v); } }, "newer"),
       el("span", { id: "history-range" }, `events ${first}–${last} of ${page.total}, newest first`),
       el("button", { type: "button", id: "history-older", disabled: last >= page.total ? "" : null,
-        onclick: () => { v.historyOffset += HISTORY_PAGE; drawHistory(); } }, "older")),
+        onclick: () => { v.historyOffset += HISTORY_PAGE; drawHistory(v); } }, "older")),
     table(EVENT_HEADERS, page.events.map((e) => eventRow(v.name, e)), { id: "history" }));
-  document.getElementById("history-box").replaceWith(box);
+}
+
+async function drawHistory(v) {
+  const page = await api(historyPath(v));
+  if (state.view !== v) return;
+  document.getElementById("history-box").replaceWith(historyBox(v, page));
 }
 
 function drawMetricChart() {
@@ -152,12 +158,15 @@ function drawMetricChart() {
   box.append(el("label", {}, "metric ", select), window.mvCharts.drawMetric(v.data.versions, key));
 }
 
-async function modelView(main, name) {
+async function modelView(main, v) {
+  const name = v.name;
   const data = await api(`/api/models/${enc(name)}`);
-  const v = state.view;
-  if (v.data && v.data.seq === data.seq) return;
-  const first = !v.data;
-  if (first) v.versionsPage = 0;
+  if (state.view !== v || (v.data && v.data.seq === data.seq)) return;
+  if (!v.data) { v.versionsPage = 0; v.historyOffset = 0; }
+  // The history page is read before anything is replaced: the page does not shrink
+  // (and jump) while it loads.
+  const history = await api(historyPath(v));
+  if (state.view !== v) return;
   v.data = data;
   if (!v.metric || !data.metric_keys.includes(v.metric)) v.metric = data.metric_keys[0];
   const rank = new Map(data.versions.map((x, i) => [x.version, i]));
@@ -177,20 +186,19 @@ async function modelView(main, name) {
     window.mvCharts.drawTimeline(data.timeline, rank, Date.now()),
     el("h2", {}, "Metric across versions"), el("div", { id: "metric-box" }),
     el("h2", {}, "Versions"), el("div", { id: "versions-box" }),
-    el("h2", {}, "History"), el("div", { id: "history-box" }));
+    el("h2", {}, "History"), historyBox(v, history));
   drawMetricChart();
   drawVersions();
-  if (first) { v.historyOffset = 0; }
-  await drawHistory();
   document.body.dataset.seq = data.seq;
   window.mvRenderMs = performance.now() - t0;
 }
 
-async function versionView(main, name, version) {
-  const data = await api(`/api/models/${enc(name)}/versions/${enc(version)}`);
+async function versionView(main, v) {
+  const name = v.name;
+  const data = await api(`/api/models/${enc(name)}/versions/${enc(v.version)}`);
   const key = json(data);
-  if (state.view.key === key) return;
-  state.view.key = key;
+  if (state.view !== v || v.key === key) return;
+  v.key = key;
   const r = data.record;
   const fields = [["version", r.version], ["status", badge(r.status)], ["deployed in", data.deployed_in.join(", ") || "-"],
     ["created (UTC)", when(r.created_at)], ["sha256", el("code", { id: "sha256" }, r.sha256)], ["size", String(r.size)],
@@ -226,12 +234,12 @@ async function refresh() {
   const main = document.getElementById("view");
   const v = state.view;
   try {
-    if (v.kind === "model") await modelView(main, v.name);
-    else if (v.kind === "version") await versionView(main, v.name, v.version);
-    else await modelsView(main);
+    if (v.kind === "model") await modelView(main, v);
+    else if (v.kind === "version") await versionView(main, v);
+    else await modelsView(main, v);
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
-    main.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+    if (state.view === v) main.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
     v.key = null; v.data = null;
   } finally {
     busy = false;
