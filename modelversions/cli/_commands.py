@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +24,7 @@ from modelversions import (
     NoRollbackTargetError,
     VerifyReport,
 )
-from modelversions.cli._output import _error, _Out
+from modelversions.cli._output import _error, _Out, _safe
 from modelversions.cli._render import (
     _VERSION_HEADERS,
     _dry_run_line,
@@ -35,7 +38,7 @@ from modelversions.cli._render import (
     _version_row,
     _when,
 )
-from modelversions.cli._shell import EXIT_INTEGRITY, EXIT_OK
+from modelversions.cli._shell import ENV_VAR, EXIT_INTEGRITY, EXIT_OK
 
 Command = Callable[[ModelRegistry, argparse.Namespace, _Out], int]
 
@@ -340,4 +343,32 @@ def cmd_delete(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
         out.json({"deleted": mv.to_dict()})
     else:
         out.line(f"deleted {mv.name} {mv.version} (its history stays)")
+    return EXIT_OK
+
+
+def cmd_ui(reg: ModelRegistry, args: argparse.Namespace, out: _Out) -> int:
+    """Serve the read-only web view until interrupted (see docs/ui.md)."""
+    from modelversions.ui import ViewServer, is_loopback  # only this command needs it
+
+    if not is_loopback(args.host):
+        print(
+            f"modelversions: warning: serving on {_safe(args.host)}, which is not loopback: "
+            "the view has no authentication; anyone who can reach it can read the registry",
+            file=sys.stderr,
+        )
+    location = getattr(args, "registry", None) or os.environ.get(ENV_VAR)
+    server = ViewServer(reg, args.host, args.port, location=location)
+    out.line(f"modelversions ui: serving {server.url} (read-only; Ctrl-C to stop)")
+    out.stream.flush()
+    threading.Thread(target=server.warm, name="modelversions-ui-warm", daemon=True).start()
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return EXIT_OK

@@ -27,6 +27,7 @@ from modelversions.cli._commands import (
     cmd_prune,
     cmd_rollback,
     cmd_show,
+    cmd_ui,
     cmd_verify,
 )
 from modelversions.cli._shell import ENV_KEY, ENV_VAR, EPILOG, PROG
@@ -47,6 +48,13 @@ def _positive(text: str) -> int:
     value = _non_negative(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be 65535 or less, not {value}")
     return value
 
 
@@ -213,4 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("version", metavar="VERSION")
     reason_option(p)
+
+    p = add("ui", cmd_ui, "serve a read-only web view of the registry (see docs/ui.md)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=0, help="port (default: 0, a free one; printed)")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
     return parser
