@@ -38,6 +38,12 @@ DASH = "\N{EN DASH}"  # the page writes ranges as 1\N{EN DASH}20
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"the web view's browser tests drive Debian's Chromium at {CHROMIUM}, which is "
+            "not installed: run `apt-get install -y chromium` (.ci/run does it)",
+            pytrace=False,
+        )
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
