@@ -1,0 +1,130 @@
+"""The stored layout: where each object lives, and how a JSON object is sealed.
+
+Keys name every object a registry stores (``models/<name>/@log/<seq>.json``, snapshots,
+artifacts, the ``index/`` markers); ``encode``/``decode`` turn a history entry or
+snapshot into canonical, sealed JSON bytes and back. Pure functions: no I/O, no state.
+:mod:`modelversions._state` re-exports them, so callers write ``_state.log_key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from modelversions.errors import IntegrityError
+
+SCHEMA = 1
+POINTER_ACTIONS = frozenset({"deploy", "rollback"})
+
+
+def log_key(name: str, seq: int) -> str:
+    return f"models/{name}/@log/{seq:012d}.json"
+
+
+def log_prefix(name: str) -> str:
+    return f"models/{name}/@log/"
+
+
+_SEQ_NAME = re.compile(r"[0-9]{12}\.json")
+
+
+def key_seq(key: str, prefix: str) -> int | None:
+    """The ``seq`` of a log entry or snapshot ``key`` under ``prefix``; None for a stray.
+
+    Only ``<prefix><12 digits>.json`` with a seq of at least 1 is an entry (or a
+    snapshot); anything else in those folders (a README, a ``.bak``) is a stray file.
+    """
+    rest = key[len(prefix) :] if key.startswith(prefix) else ""
+    if not _SEQ_NAME.fullmatch(rest):
+        return None
+    seq = int(rest[:12])
+    return seq if seq >= 1 else None
+
+
+def entry_sha256(data: bytes) -> str:
+    """The hash that chains the history: sha256 of an entry's exact stored bytes.
+
+    Entry ``N`` records this hash of entry ``N-1`` as its ``prev`` (``null`` for entry
+    1), and a snapshot at ``N`` records it for entry ``N`` as its ``head_sha256``.
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot_prefix(name: str) -> str:
+    return f"models/{name}/@snapshots/"
+
+
+def snapshot_key(name: str, seq: int) -> str:
+    return f"{snapshot_prefix(name)}{seq:012d}.json"
+
+
+def artifact_key(name: str, sha256: str) -> str:
+    return f"models/{name}/@artifacts/{sha256}.joblib"
+
+
+def index_key(name: str) -> str:
+    return f"index/{name}/@model"
+
+
+# Every stored JSON object opens with its own checksum: {"sha256":"<hex>",...}. The
+# digest is of the same bytes with 64 zeros in its place, so checking it is one hash of
+# the raw bytes (no re-encoding), and a flipped bit that still parses (a pointer moved
+# from "1.1.0" to "1.0.0") is caught on read rather than served.
+_SEAL_HEAD = b'{"sha256":"'
+_SEAL_ZEROS = b"0" * 64
+_SEAL_END = len(_SEAL_HEAD) + 64
+
+
+def seal(body: bytes) -> bytes:
+    """Prefix a JSON object's bytes with their sha256 (see ``_SEAL_HEAD``)."""
+    rest = body[1:] if body == b"{}" else b"," + body[1:]
+    template = _SEAL_HEAD + _SEAL_ZEROS + b'"' + rest
+    digest = hashlib.sha256(template).hexdigest().encode()
+    return _SEAL_HEAD + digest + template[_SEAL_END:]
+
+
+def unseal(data: bytes) -> bytes:
+    """The JSON object ``seal`` was given: ``data`` without its checksum field."""
+    return b"{" + data[_SEAL_END + 2 :]
+
+
+def check_seal(data: bytes, where: str) -> None:
+    """Raise IntegrityError unless ``data`` opens with the sha256 of its content."""
+    if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
+        raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
+    stored = data[len(_SEAL_HEAD) : _SEAL_END]
+    digest = hashlib.sha256(_SEAL_HEAD + _SEAL_ZEROS)
+    digest.update(memoryview(data)[_SEAL_END:])  # no copy of a large snapshot
+    actual = digest.hexdigest().encode()
+    if stored != actual:
+        raise IntegrityError(
+            f"{where} is damaged (checksum {stored.decode(errors='replace')} does not match "
+            f"its content {actual.decode()})"
+        )
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    # Records reach here normalized (NaN and infinities tagged, see _values): a bare
+    # NaN would be non-standard JSON, so it is refused rather than stored.
+    return seal(
+        json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    )
+
+
+def decode(data: bytes, where: str) -> dict[str, Any]:
+    check_seal(data, where)
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{where} is damaged (not valid JSON: {exc})") from exc
+    if not isinstance(payload, dict):
+        raise IntegrityError(f"{where} is damaged (not a JSON object)")
+    payload.pop("sha256", None)
+    if payload.get("schema") != SCHEMA:
+        raise IntegrityError(
+            f"{where} has schema {payload.get('schema')!r}; this library reads schema {SCHEMA}"
+        )
+    return payload
