@@ -19,14 +19,14 @@ from modelversions._commit import Log
 from modelversions._events import DeleteEvent, PruneEvent
 from modelversions._names import check_name
 from modelversions._state import ModelState
-from modelversions._util import check_flag, check_text, storage
+from modelversions._util import check_flag, check_int, check_text, storage
 from modelversions._values import EMPTY
-from modelversions.errors import IntegrityError, InvalidInputError
+from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 from modelversions.version import Version
 
 
-def prune(
+def commit_prune(
     log: Log, name: str, *, keep: int, reason: str | None, dry_run: bool
 ) -> list[ModelVersion]:
     """Prune ``name`` down to its newest ``keep`` versions; return the pruned ones."""
@@ -46,7 +46,7 @@ def prune(
     return [state.records[v] for v in event.pruned]
 
 
-def delete(log: Log, name: str, target: Version, *, reason: str | None) -> None:
+def commit_delete(log: Log, name: str, target: Version, *, reason: str | None) -> None:
     """Delete version ``target`` of ``name`` and, if no other version uses it, its artifact."""
 
     def build(state: ModelState) -> DeleteEvent:
@@ -104,12 +104,11 @@ class Retention:
         with kept versions (same sha256) stay too. Returns the versions pruned (with
         ``dry_run=True``: that would be pruned now, changing nothing).
         """
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-            raise InvalidInputError(f"keep must be a non-negative int, not {keep!r}")
+        check_int(keep, "keep", 0)
         check_name(name)
         check_text(reason, "reason")
         check_flag(dry_run, "dry_run")
-        return prune(self._log, name, keep=keep, reason=reason, dry_run=dry_run)
+        return commit_prune(self._log, name, keep=keep, reason=reason, dry_run=dry_run)
 
     def delete(self, name: str, version: str | Version, *, reason: str | None = None) -> None:
         """Remove a version (record and, if unshared, artifact); history keeps its events.
@@ -123,4 +122,4 @@ class Retention:
         target = Version(version)
         check_name(name)
         check_text(reason, "reason")
-        delete(self._log, name, target, reason=reason)
+        commit_delete(self._log, name, target, reason=reason)
