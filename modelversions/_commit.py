@@ -23,10 +23,9 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
 from modelversions import _state
-from modelversions._events import E, Payload
 from modelversions._names import check_name
 from modelversions._state import ModelState
-from modelversions._util import now, storage
+from modelversions._util import host_name, now, storage
 from modelversions.backends import Backend
 from modelversions.errors import (
     ConcurrentUpdateError,
@@ -38,6 +37,7 @@ from modelversions.errors import (
 from modelversions.records import Event, _ts
 
 if TYPE_CHECKING:
+    from modelversions._events import E, Payload
     from modelversions.signing import Guard
 
 # A snapshot caches a model's state so a new registry replays at most a few entries.
@@ -78,9 +78,7 @@ class Log:
         # Signing keys and pinned heads (modelversions.signing); None: neither is set.
         self.guard = guard
         self.user = user
-        import socket  # here, not at import: ~2.5 ms of `import modelversions`
-
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.max_retries = max_retries
         self.lock = threading.RLock()
         self.states: dict[str, ModelState] = {}

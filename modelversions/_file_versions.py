@@ -9,14 +9,18 @@ A base class of :class:`~modelversions.ModelRegistry` (like
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelversions import _rules
-from modelversions._commit import Log
-from modelversions._loading import Loader
 from modelversions._names import check_env
 from modelversions._progress import make_progress
-from modelversions.version import Version
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from modelversions._commit import Log
+    from modelversions._loading import Loader
+    from modelversions.version import Version
 
 __all__ = ["FileVersions"]
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _rules
-from modelversions._events import DeployEvent, MarkFailedEvent, RollbackEvent
 from modelversions._loading import check_failure
 from modelversions._names import check_env, check_name
 from modelversions._state import ModelState
@@ -25,7 +23,10 @@ from modelversions.records import Event, ModelVersion
 from modelversions.version import Version
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelversions._commit import Log
+    from modelversions._events import DeployEvent, MarkFailedEvent, RollbackEvent
 
 __all__ = ["Check", "Lifecycle"]
 

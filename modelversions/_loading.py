@@ -15,10 +15,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from modelversions import _state
@@ -34,11 +33,12 @@ from modelversions.errors import (
 )
 from modelversions.records import ModelVersion
 from modelversions.serializers import PATH_FORMAT, Serializer
-from modelversions.serializers._checkout import Checkouts, Progress
-from modelversions.serializers._manifest import parse
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the path versions' modules are imported when one is first used
+    from pathlib import Path
+
     from modelversions._cache import ReadCache
+    from modelversions.serializers._checkout import Checkouts, Progress
 
 _SMALL_ARTIFACT = 64 * 1024 * 1024
 _VERIFIED_MEMO = 4096
@@ -99,13 +99,30 @@ class Loader:
     ) -> None:
         self.log = log
         self.allow_pickle = allow_pickle
-        self.checkouts = Checkouts(cache_dir)
+        self._cache_dir = cache_dir
+        self._checkouts: Checkouts | None = None
+        self._checkouts_lock = threading.Lock()
         self.cache: ReadCache | None = None
         if cache_dir is not None and log.backend.local_path.__func__ is Backend.local_path:  # type: ignore[attr-defined]
             from modelversions._cache import ReadCache
 
             self.cache = ReadCache(cache_dir, max_bytes=cache_size)
         self._verified: dict[str, tuple[int, int, int, int, str]] = {}
+
+    @property
+    def checkouts(self) -> Checkouts:
+        """The local copies of path versions (made on first use)."""
+        with self._checkouts_lock:  # one folder, even when threads race to the first copy
+            if self._checkouts is None:
+                from modelversions.serializers._checkout import Checkouts
+
+                self._checkouts = Checkouts(self._cache_dir)
+            return self._checkouts
+
+    def close(self) -> None:
+        """Remove the private folder of ``load_path`` copies, if one was made."""
+        if self._checkouts is not None:
+            self._checkouts.close()
 
     def load(self, mv: ModelVersion, *, mmap_mode: str | None = None) -> Any:
         """The model of record ``mv``, its bytes checked first."""
@@ -177,6 +194,8 @@ class Loader:
         return model
 
     def _load_spooled(self, key: str, mv: ModelVersion, what: str, load: Callable[..., Any]) -> Any:
+        import tempfile
+
         from modelversions import serialization
 
         with tempfile.TemporaryFile() as spool:
@@ -188,6 +207,8 @@ class Loader:
 
     def load_path(self, mv: ModelVersion, *, progress: Progress | None = None) -> Path:
         """The verified local copy of path version ``mv`` (see :mod:`._checkout`)."""
+        from modelversions.serializers._manifest import parse
+
         if mv.format != PATH_FORMAT:
             raise InvalidInputError(
                 f"{mv.name} {mv.version} is a Python object stored as {mv.format!r}, not a "

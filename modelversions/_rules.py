@@ -16,18 +16,8 @@ is :meth:`ModelState.apply`'s job; rules decide, the log records.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelversions._events import (
-    Change,
-    DeleteEvent,
-    DeployEvent,
-    MarkFailedEvent,
-    MarkStableEvent,
-    PruneEvent,
-    RollbackEvent,
-    SaveEvent,
-)
 from modelversions._state import ModelState
 from modelversions.errors import (
     ArtifactPrunedError,
@@ -39,6 +29,18 @@ from modelversions.errors import (
 )
 from modelversions.records import ModelVersion, Status
 from modelversions.version import Version
+
+if TYPE_CHECKING:  # the events are imported by the rules that build them (reads need none)
+    from modelversions._events import (
+        Change,
+        DeleteEvent,
+        DeployEvent,
+        MarkFailedEvent,
+        MarkStableEvent,
+        PruneEvent,
+        RollbackEvent,
+        SaveEvent,
+    )
 
 BUMPS = ("major", "minor", "patch")
 
@@ -110,6 +112,8 @@ def save(
     ``fields``: the record's other fields (``created_at``, ``sha256``, ``size``,
     ``metrics``, ``params``, ``tags``, ``description``).
     """
+    from modelversions._events import SaveEvent
+
     v = new_version(state, explicit, bump)
     return SaveEvent(record=ModelVersion(state.name, v, Status.CANDIDATE, **fields))
 
@@ -124,6 +128,8 @@ def deploy(
         VersionNotFoundError, ArtifactPrunedError (pruned), ForbiddenTransitionError
         (failed, without ``force``).
     """
+    from modelversions._events import Change, DeployEvent
+
     mv = find(state, target)
     if mv.pruned:
         raise ArtifactPrunedError(
@@ -160,6 +166,8 @@ def check_failed(
     If ``env`` no longer points at ``deployed`` (someone moved it since), only the
     failure is recorded.
     """
+    from modelversions._events import Change, MarkFailedEvent, RollbackEvent
+
     old = state.records[deployed].status
     changes = (Change(deployed, old, Status.FAILED, reason=message, env=env),)
     why = f"deploy check failed: {message}"
@@ -183,6 +191,8 @@ def check_failed_error(
 
     ``pointer`` is what ``env`` pointed at when ``event`` was built.
     """
+    from modelversions._events import MarkFailedEvent, RollbackEvent
+
     new = str(event.from_version if isinstance(event, RollbackEvent) else event.version)
     old = None if before is None else str(before)
     now: str | None
@@ -246,6 +256,8 @@ def rollback_target(state: ModelState, env: str) -> ModelVersion:
 
 def rollback(state: ModelState, *, env: str, reason: str | None) -> RollbackEvent:
     """Deploy :func:`rollback_target` in ``env``; the deployed version becomes failed."""
+    from modelversions._events import Change, RollbackEvent
+
     target = rollback_target(state, env)
     current = state.records[state.pointers[env]]
     changes: tuple[Change, ...] = ()
@@ -266,6 +278,8 @@ def mark_failed(
     state: ModelState, target: Version, *, reason: str, env: str | None
 ) -> MarkFailedEvent:
     """Mark ``target`` failed (``env``: where, if env-specific); no pointer moves."""
+    from modelversions._events import Change, MarkFailedEvent
+
     mv = find(state, target)
     change = Change(mv.version, mv.status, Status.FAILED, reason=reason, env=env)
     return MarkFailedEvent(version=mv.version, env=env, changes=(change,), reason=reason)
@@ -273,6 +287,8 @@ def mark_failed(
 
 def mark_stable(state: ModelState, target: Version, *, reason: str | None) -> MarkStableEvent:
     """Mark ``target`` stable (a rollback target), overriding a failure."""
+    from modelversions._events import Change, MarkStableEvent
+
     mv = find(state, target)
     change = Change(mv.version, mv.status, Status.STABLE)
     return MarkStableEvent(version=mv.version, changes=(change,), reason=reason)
@@ -290,6 +306,8 @@ def prune_victims(state: ModelState, keep: int) -> list[Version]:
 
 
 def prune(state: ModelState, *, keep: int, reason: str | None) -> PruneEvent:
+    from modelversions._events import PruneEvent
+
     return PruneEvent(pruned=tuple(prune_victims(state, keep)), reason=reason)
 
 
@@ -299,6 +317,8 @@ def delete(state: ModelState, target: Version, *, reason: str | None) -> DeleteE
     Raises:
         VersionNotFoundError; ForbiddenTransitionError: it is deployed in some env.
     """
+    from modelversions._events import DeleteEvent
+
     mv = find(state, target)
     envs = sorted(e for e, v in state.pointers.items() if v == mv.version)
     if envs:

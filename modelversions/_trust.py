@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelversions import signing
 from modelversions._names import check_name
-from modelversions.fsck import Fsck
-from modelversions.records import Event
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # signing and fsck are imported by the methods that use them
+    from modelversions import signing
     from modelversions._commit import Log
+    from modelversions.records import Event
 
 __all__ = ["Trust"]
 
@@ -52,6 +51,9 @@ class Trust:
             InvalidInputError: no signing key.
             IntegrityError, SignatureError: damage, or an invalid signature.
         """
+        from modelversions import signing
+        from modelversions.fsck import Fsck
+
         return signing.attest(
             self._log, name, lambda log: Fsck(log).verify(repair=False, min_age=3600.0)
         )
@@ -64,5 +66,7 @@ class Trust:
         >>> [(s.seq, s.status) for s in reg.signatures("m")]
         [(1, 'signed')]
         """
+        from modelversions import signing
+
         check_name(name)
         return signing.signatures(self._log, name)

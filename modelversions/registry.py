@@ -21,12 +21,11 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
-from typing import Any
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
 
-from modelversions import _rules, _values, signing
+from modelversions import _rules, _values
 from modelversions._commit import Log
-from modelversions._events import SaveEvent
 from modelversions._file_versions import FileVersions
 from modelversions._lifecycle import Check, Lifecycle
 from modelversions._loading import Loader
@@ -35,6 +34,7 @@ from modelversions._progress import make_progress
 from modelversions._saving import NO_MODEL, artifact_for
 from modelversions._trust import Trust
 from modelversions._util import (
+    SIGNING_KEY_ENV,
     check_callable,
     check_flag,
     check_int,
@@ -46,13 +46,27 @@ from modelversions._util import (
 )
 from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
-from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
 from modelversions.records import Event, ModelVersion
 from modelversions.retention import Retention
-from modelversions.serving import OnChange, Served
 from modelversions.version import Version
 
+if TYPE_CHECKING:  # imported where used: a registry opened to read needs none of them
+    from modelversions import signing
+    from modelversions._events import SaveEvent
+    from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
+    from modelversions.serving import OnChange, Served
+
 __all__ = ["ModelRegistry", "VerifyProblem", "VerifyReport"]
+
+
+def __getattr__(name: str) -> object:
+    """``VerifyProblem`` and ``VerifyReport`` live in :mod:`modelversions.fsck`, imported
+    on first use (PEP 562), like everything only ``verify`` needs."""
+    if name in ("VerifyProblem", "VerifyReport"):
+        from modelversions import fsck
+
+        return getattr(fsck, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
@@ -107,12 +121,22 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         check_text(user, "user")
         check_flag(trusted_only, "trusted_only")
         check_flag(allow_pickle, "allow_pickle")
-        guard = signing.make_guard(
-            signing_key=signing_key,
-            verify_keys=verify_keys,
-            trusted_only=trusted_only,
-            pins=expect_heads,
-        )
+        guard: signing.Guard | None = None
+        if not (
+            signing_key is None
+            and verify_keys == ()
+            and not trusted_only
+            and expect_heads is None
+            and not os.environ.get(SIGNING_KEY_ENV)
+        ):  # nothing to guard: signing is not even imported
+            from modelversions import signing
+
+            guard = signing.make_guard(
+                signing_key=signing_key,
+                verify_keys=verify_keys,
+                trusted_only=trusted_only,
+                pins=expect_heads,
+            )
         if checks is not None and not isinstance(checks, Mapping):
             raise InvalidInputError(f"checks must be a mapping, not {type(checks).__name__}")
         for check_of in (checks or {}).values():
@@ -130,8 +154,13 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         self._loader = Loader(
             self._log, cache_dir=cache_dir, cache_size=cache_size, allow_pickle=allow_pickle
         )
-        self._fsck = Fsck(self._log)
         self._served: weakref.WeakSet[Served] = weakref.WeakSet()
+
+    @cached_property
+    def _fsck(self) -> Fsck:
+        from modelversions.fsck import Fsck
+
+        return Fsck(self._log)
 
     @property
     def backend(self) -> Backend:
@@ -146,7 +175,7 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         (and the private folder of ``load_path`` copies)."""
         for served in list(self._served):
             served.close()
-        self._loader.checkouts.close()
+        self._loader.close()
         self._backend.close()
 
     def __enter__(self) -> ModelRegistry:
@@ -411,6 +440,8 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         ...     served.model
         {'w': 1}
         """
+        from modelversions.serving import Served
+
         served = Served(self, name, env=env, refresh=refresh, on_change=on_change, load=load)
         self._served.add(served)
         return served
@@ -438,6 +469,8 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         >>> reg.verify().ok
         True
         """
+        from modelversions import signing
+
         check_flag(repair, "repair")
         check_seconds(min_age, "min_age")
         pins = signing.check_pins(expect, "expect")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from modelversions import _rules, _state
 from modelversions._commit import Log
-from modelversions._events import DeleteEvent, PruneEvent
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import check_flag, check_int, check_text, storage
@@ -24,6 +24,9 @@ from modelversions._values import EMPTY
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 from modelversions.version import Version
+
+if TYPE_CHECKING:
+    from modelversions._events import DeleteEvent, PruneEvent
 
 
 def commit_prune(

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from modelversions import _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
-from modelversions._util import storage
+from modelversions._util import SIGNING_KEY_ENV, storage
 from modelversions.errors import (
     ConcurrentUpdateError,
     IntegrityError,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENV_KEY", "EntrySignature", "key_id"]
 
-ENV_KEY = "MODELVERSIONS_SIGNING_KEY"
+ENV_KEY = SIGNING_KEY_ENV
 MIN_KEY_BYTES = 32
 ALG = "hmac-sha256"
 ATTEST = "attest"

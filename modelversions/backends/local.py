@@ -22,12 +22,11 @@ import builtins
 import contextlib
 import errno
 import os
-import socket
 import stat
 import time
-import uuid
 from typing import IO
 
+from modelversions._util import host_name
 from modelversions.backends import Backend, BlobWriter
 from modelversions.backends._safepath import (
     O_READ_LEAF,
@@ -47,7 +46,7 @@ from modelversions.errors import InvalidInputError, StorageError
 __all__ = ["LocalBackend"]
 
 _TMP = ".tmp"
-_HOST = socket.gethostname().replace(".", "_") or "host"
+_HOST = host_name().replace(".", "_") or "host"
 _BUFFER = 1 << 20
 
 
@@ -114,7 +113,7 @@ class LocalBackend(Backend):
         return os.path.join(self.root, *split_key(key))
 
     def _tmp_name(self) -> str:
-        return f"{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        return f"{_HOST}.{os.getpid()}.{os.urandom(16).hex()}.tmp"
 
     def _tmp_path(self) -> str:
         return os.path.join(self._tmpdir, self._tmp_name())
