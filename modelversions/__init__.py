@@ -118,12 +118,12 @@ _SUBMODULES = frozenset(
 
 
 def __getattr__(name: str) -> object:
-    from importlib import import_module
-
+    # __import__ rather than importlib.import_module: -X importtime then shows what it costs.
     if name in _SUBMODULES:
-        value: object = import_module(f"modelversions.{name}")
+        value: object = __import__(f"modelversions.{name}", fromlist=["_"])
     elif name in __all__:
-        value = getattr(import_module(f"modelversions.{_HOME.get(name, 'errors')}"), name)
+        home = __import__(f"modelversions.{_HOME.get(name, 'errors')}", fromlist=["_"])
+        value = getattr(home, name)
     else:
         raise AttributeError(f"module 'modelversions' has no attribute {name!r}")
     globals()[name] = value

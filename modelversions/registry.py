@@ -124,7 +124,8 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         guard: signing.Guard | None = None
         if not (
             signing_key is None
-            and verify_keys == ()
+            and isinstance(verify_keys, (list, tuple))
+            and not verify_keys
             and not trusted_only
             and expect_heads is None
             and not os.environ.get(SIGNING_KEY_ENV)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from modelversions import DeployCheckFailedError, ModelRegistry, Status, cli
+from modelversions import DeployCheckFailedError, ModelRegistry, Status, _commit, cli
 from modelversions.cli._commands import cmd_show
 from modelversions.cli._output import _Out, _safe
 
@@ -47,7 +46,7 @@ def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     marked failed with it; 1.1.0 is deployed with it as the reason, by a user and on a
     host named with it.
     """
-    monkeypatch.setattr(socket, "gethostname", lambda: "host" + EVIL)
+    monkeypatch.setattr(_commit, "host_name", lambda: "host" + EVIL)  # what Log records
     folder = tmp_path / "registry"
     reg = ModelRegistry(folder, user="user" + EVIL)
     reg.save(

@@ -14,15 +14,13 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelversions import (
-    Event,
     ForbiddenTransitionError,
     ModelRegistry,
     ModelVersionsError,
     NoRollbackTargetError,
-    VerifyReport,
 )
 from modelversions.cli._output import _error, _Out, _safe
 from modelversions.cli._render import (
@@ -39,6 +37,9 @@ from modelversions.cli._render import (
     _when,
 )
 from modelversions.cli._shell import ENV_VAR, EXIT_INTEGRITY, EXIT_OK
+
+if TYPE_CHECKING:  # only verify's report needs modelversions.fsck, imported by verify
+    from modelversions import Event, VerifyReport
 
 Command = Callable[[ModelRegistry, argparse.Namespace, _Out], int]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from modelversions import ModelRegistry, ModelVersionsError
 from modelversions.cli._commands import Command
 from modelversions.cli._output import _error, _Out
-from modelversions.cli._parser import build_parser
+from modelversions.cli._parser import parse_args
 from modelversions.cli._shell import (
     ENV_VAR,
     EXIT_ERROR,
@@ -55,8 +55,8 @@ def _read_key(path: str) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (see ``EPILOG``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors exit 2 here, as argparse does
+    # usage errors exit 2 here, as argparse does
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     out = _Out(sys.stdout, as_json=bool(getattr(args, "json", False)))
     func: Command = args.func
     try:
