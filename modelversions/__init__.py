@@ -40,8 +40,9 @@ if TYPE_CHECKING:
         VersionExistsError,
         VersionNotFoundError,
     )
+    from modelversions.fsck import VerifyProblem, VerifyReport
     from modelversions.records import Event, ModelVersion, Status, StatusChange
-    from modelversions.registry import ModelRegistry, VerifyProblem, VerifyReport
+    from modelversions.registry import ModelRegistry
     from modelversions.serializers import Serializer, register_serializer
     from modelversions.serving import Served
     from modelversions.signing import EntrySignature, key_id
