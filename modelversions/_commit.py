@@ -14,7 +14,6 @@ but snapshots it has superseded.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import warnings
@@ -336,6 +335,8 @@ class Log:
                     if _snapshot_due(state):
                         self._write_snapshot(state)
                     return event, state
+            import random  # only a lost race needs it
+
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.05)
         raise ConcurrentUpdateError(

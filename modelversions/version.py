@@ -33,10 +33,12 @@ _SEMVER = (
 # Model-name prefix: ``name_v`` / ``name-v``.  The greedy prefix makes the *last*
 # ``_v<digit>`` / ``-v<digit>`` start the version ("resnet_v2_v1.0" is 1.0.0).
 _PREFIX = r"[A-Za-z][A-Za-z0-9_.-]*[_-][vV]"
-_BARE_RE = re.compile(r"[vV]?" + _SEMVER)
-_PREFIXED_RE = re.compile(_PREFIX + _SEMVER)
-_PREFIXED_PEP440_RE = re.compile(_PREFIX + r"(?P<rest>[0-9].*)", re.DOTALL)
-_LEADING_ZERO_RE = re.compile(r"(?<![0-9])0[0-9]")
+# Patterns, compiled on first use by re's own cache (compiling all four costs a fresh
+# process ~1 ms; reading stored versions mostly takes records' fast path, not these).
+_BARE = r"[vV]?" + _SEMVER
+_PREFIXED = _PREFIX + _SEMVER
+_PREFIXED_PEP440 = r"(?s)" + _PREFIX + r"(?P<rest>[0-9].*)"
+_LEADING_ZERO = r"(?<![0-9])0[0-9]"
 _PARTS = ("major", "minor", "patch")
 _ACCEPTED = (
     "expected SemVer 'MAJOR.MINOR.PATCH[-prerelease][+build]' "
@@ -63,7 +65,7 @@ def _number(text: object, digits: str, what: str) -> int:
 
 
 def _parse_semver(text: str, stripped: str) -> tuple[int, int, int, str | None, str | None] | None:
-    match = _BARE_RE.fullmatch(stripped) or _PREFIXED_RE.fullmatch(stripped)
+    match = re.fullmatch(_BARE, stripped) or re.fullmatch(_PREFIXED, stripped)
     if match is None:
         return None
     major = _number(text, match["major"], "major")
@@ -81,7 +83,7 @@ def _parse_pep440(text: str, stripped: str) -> tuple[int, int, int, str | None, 
     """Map a PEP 440 pre-release spelling (``1.0rc1``) to SemVer, or raise."""
     candidate = stripped[1:] if stripped[:1] in ("v", "V") else stripped
     if not candidate[:1].isdigit():
-        prefixed = _PREFIXED_PEP440_RE.fullmatch(stripped)
+        prefixed = re.fullmatch(_PREFIXED_PEP440, stripped)
         if prefixed is None:
             raise _invalid(text, _ACCEPTED)
         candidate = prefixed["rest"]
@@ -94,7 +96,7 @@ def _parse_pep440(text: str, stripped: str) -> tuple[int, int, int, str | None, 
         pep = Pep440Version(candidate)
     except InvalidVersion:
         raise _invalid(text, _ACCEPTED) from None
-    zero = _LEADING_ZERO_RE.search(candidate)
+    zero = re.search(_LEADING_ZERO, candidate)
     if zero is not None:
         raise _invalid(text, "leading zeros are not allowed in numbers")
     if "!" in candidate or pep.epoch:
