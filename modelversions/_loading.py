@@ -121,8 +121,10 @@ class Loader:
 
     def close(self) -> None:
         """Remove the private folder of ``load_path`` copies, if one was made."""
-        if self._checkouts is not None:
-            self._checkouts.close()
+        with self._checkouts_lock:
+            checkouts = self._checkouts
+        if checkouts is not None:
+            checkouts.close()
 
     def load(self, mv: ModelVersion, *, mmap_mode: str | None = None) -> Any:
         """The model of record ``mv``, its bytes checked first."""

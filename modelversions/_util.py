@@ -19,7 +19,7 @@ SIGNING_KEY_ENV = "MODELVERSIONS_SIGNING_KEY"
 
 def login_name() -> str:
     """The user recorded in history by default: the login name, else the uid."""
-    import getpass  # only a registry that records a user needs it
+    import getpass  # only when no user= is given: `import modelversions` does not need it
 
     try:
         return getpass.getuser()

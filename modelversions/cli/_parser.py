@@ -100,7 +100,7 @@ class _LeanParser(argparse.ArgumentParser):
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """``build_parser().parse_args(argv)``, cheaper for a command line without help.
 
-    Building all seventeen subcommands' parsers costs a fresh process ~3 ms. A parser
+    Building every subcommand's parser costs a fresh process ~3 ms. A parser
     with only the subcommand that ``argv`` names parses any valid command line exactly
     as the full one does (the same global options, the same subcommand parser), so it
     is tried first; help, ``--version`` and every error go to the full parser, which
