@@ -124,6 +124,7 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         "_end",
         "_flags",
         "_gone",
+        "_parsed",
         "_starts",
         "_stored",
         "_where",
@@ -139,6 +140,9 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         self._gone: set[int] = set()
         self._built: dict[Version, ModelVersion] = {}
         self._by_text: dict[str, int] | None = None
+        # Stored record i once parsed and checked: the bytes never change, so it stays
+        # valid after the record is replaced (a VersionList made before still shows it).
+        self._parsed: dict[int, ModelVersion] = {}
 
     def _find(self, v: Version) -> int | None:
         """The position of ``v`` among the stored records still pending, or None."""
@@ -154,11 +158,15 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         return self._data[starts[i] : end]
 
     # -- what a lazy state offers beyond a dict ------------------------------------
-    def stored(self, text: str) -> tuple[str, str] | None:
-        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+    def position(self, text: str) -> int | None:
+        """Where version ``text`` sits among the stored records (built or not)."""
         if self._by_text is None:
             self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
-        i = self._by_text.get(text)
+        return self._by_text.get(text)
+
+    def stored(self, text: str) -> tuple[str, str] | None:
+        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+        i = self.position(text)
         if i is None or i in self._gone:
             return None
         return self._bytes(i).decode(), self._flags[i]
@@ -176,17 +184,25 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     def build_all(self) -> None:
         """Build every record still pending, with one JSON parse of them all."""
         pending = [i for i in range(len(self._starts)) if i not in self._gone]
-        if not pending:
-            return
-        blob = b"[" + b",".join(self._bytes(i) for i in pending) + b"]"
-        try:
-            dicts = json.loads(blob)
-        except ValueError as exc:
-            raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
-        for i, d in zip(pending, dicts, strict=True):
-            self._keep(i, d)
+        for i, mv in zip(pending, self.parse(pending), strict=True):
+            self._keep(i, mv)
 
-    def _keep(self, i: int, d: Any) -> ModelVersion:
+    def parse(self, positions: Sequence[int]) -> list[ModelVersion]:
+        """Stored records ``positions`` as they were stored (whether replaced since or
+        not), checked against the index; those not parsed yet in one JSON parse."""
+        got = self._parsed
+        todo = [i for i in positions if i not in got]
+        if todo:
+            blob = b"[" + b",".join(self._bytes(i) for i in todo) + b"]"
+            try:
+                dicts = json.loads(blob)
+            except ValueError as exc:
+                raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
+            for i, d in zip(todo, dicts, strict=True):
+                got[i] = self._check(i, d)
+        return [got[i] for i in positions]
+
+    def _check(self, i: int, d: Any) -> ModelVersion:
         text = self._stored.texts[i]
         mv = ModelVersion.from_dict(d) if isinstance(d, dict) else None
         if mv is None or str(mv.version) != text:
@@ -196,6 +212,9 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
                 f"{self._where} indexes {text} as {self._flags[i]!r}, its record says "
                 f"{mv.status.value}{' (pruned)' if mv.pruned else ''}"
             )
+        return mv
+
+    def _keep(self, i: int, mv: ModelVersion) -> ModelVersion:
         self._gone.add(i)
         self._built[mv.version] = mv
         return mv
@@ -208,11 +227,14 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         i = self._find(v)
         if i is None:
             raise KeyError(v)
-        try:
-            d = json.loads(self._bytes(i))
-        except ValueError as exc:
-            raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
-        return self._keep(i, d)
+        mv = self._parsed.get(i)
+        if mv is None:
+            try:
+                d = json.loads(self._bytes(i))
+            except ValueError as exc:
+                raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
+            mv = self._parsed[i] = self._check(i, d)
+        return self._keep(i, mv)
 
     def __contains__(self, v: object) -> bool:
         return v in self._built or (isinstance(v, Version) and self._find(v) is not None)
@@ -243,6 +265,51 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     def __repr__(self) -> str:
         pending = len(self._starts) - len(self._gone)
         return f"LazyRecords({len(self._built)} built, {pending} pending)"
+
+
+class Listing:
+    """A lazy state's versions as they are now, for a :class:`VersionList`.
+
+    Keeps the order's text and the records built so far (few, in a fresh process);
+    any other version's record is still the stored one, parsed when read
+    (:meth:`LazyRecords.parse`). Later changes to the state do not show: they replace
+    records in ``built`` (this keeps its own copy) or add versions (this keeps its
+    own order), and stored bytes never change.
+    """
+
+    __slots__ = ("_built", "_records", "_texts", "_versions")
+
+    def __init__(self, records: LazyRecords, order: VersionOrder) -> None:
+        self._records = records
+        self._texts = list(order.texts)
+        self._versions = VersionOrder(self._texts, records._where)
+        self._built = {str(v): mv for v, mv in records._built.items()}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def version(self, position: int) -> Version:
+        return self._versions[position]
+
+    def records(self, positions: Sequence[int]) -> list[ModelVersion]:
+        out: list[ModelVersion | None] = []
+        stored: list[int] = []  # (where in out, stored position) of records to parse
+        slots: list[int] = []
+        lazy, built, texts = self._records, self._built, self._texts
+        at = lazy._stored.texts  # mostly where the snapshot had it: no lookup
+        for p in positions:
+            text = texts[p]
+            mv = built.get(text)
+            if mv is None:
+                i = p if p < len(at) and at[p] == text else lazy.position(text)
+                if i is None:  # cannot happen: a version is built or stored
+                    raise IntegrityError(f"{lazy._where}: no record of version {text}")
+                stored.append(i)
+                slots.append(len(out))
+            out.append(mv)
+        for slot, mv in zip(slots, lazy.parse(stored), strict=True):
+            out[slot] = mv
+        return out  # type: ignore[return-value]  # every None was filled
 
 
 def encode_index(texts: list[str], flags: list[str], parts: list[str]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from modelversions._codec import (
     snapshot_prefix,
     unseal,
 )
+from modelversions._version_list import VersionList
 from modelversions.errors import IntegrityError
 from modelversions.records import (
     Event,
@@ -144,6 +145,13 @@ class ModelState:
         if isinstance(self.records, _lazy.LazyRecords):
             self.records.build_all()  # one JSON parse rather than one per record
         return [self.records[v] for v in self.order]
+
+    def version_list(self) -> VersionList:
+        """The versions as a :class:`VersionList`: of a lazy state, none built yet."""
+        if isinstance(self.records, _lazy.LazyRecords):
+            assert isinstance(self.order, _lazy.VersionOrder)
+            return VersionList._over(_lazy.Listing(self.records, self.order))
+        return VersionList(self.records[v] for v in self.order)
 
     def rollback_target(self, current: Version) -> ModelVersion | None:
         """The latest stable, unpruned version strictly below ``current``."""

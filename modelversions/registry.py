@@ -47,7 +47,7 @@ from modelversions._util import (
 from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
 from modelversions.fsck import Fsck, VerifyProblem, VerifyReport
-from modelversions.records import Event, ModelVersion
+from modelversions.records import Event, ModelVersion, VersionList
 from modelversions.retention import Retention
 from modelversions.serving import OnChange, Served
 from modelversions.version import Version
@@ -251,15 +251,19 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         """
         return self._log.models()
 
-    def versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str) -> VersionList:
         """All versions of ``name``, ascending by :class:`Version` (pruned ones included).
+
+        A :class:`~modelversions.records.VersionList`: a read-only sequence of the
+        records as they are now, each built when first read (``len(vs)`` and ``vs[-1]``
+        of a freshly opened registry parse at most one record, however many there are).
 
         Raises:
             ModelNotFoundError: no such model.
         """
         state = self._log.existing(name)
         with self._log.lock:
-            return state.versions()
+            return state.version_list()
 
     def get(self, name: str, version: str | Version) -> ModelVersion:
         """The record of one version.
