@@ -309,7 +309,24 @@ class Listing:
             out.append(mv)
         for slot, mv in zip(slots, lazy.parse(stored), strict=True):
             out[slot] = mv
-        return out  # type: ignore[return-value]  # every None was filled
+        self._check_order(positions, out)  # type: ignore[arg-type]  # all filled
+        return out  # type: ignore[return-value]
+
+    def _check_order(self, positions: Sequence[int], out: list[ModelVersion]) -> None:
+        """Neighbours must ascend: an index whose order was rearranged (its records
+        with it) is refused where read. Each record was checked to be the version its
+        index text names; listing every version checks the whole order."""
+        prev_p, prev_v = -2, None
+        if positions and positions[0] > 0:
+            prev_p, prev_v = positions[0] - 1, self._versions[positions[0] - 1]
+        for p, mv in zip(positions, out, strict=True):
+            if prev_v is not None and abs(p - prev_p) == 1:
+                lo, hi = (prev_v, mv.version) if p > prev_p else (mv.version, prev_v)
+                if not lo < hi:
+                    raise IntegrityError(
+                        f"{self._records._where} lists {lo} before {hi}: not in version order"
+                    )
+            prev_p, prev_v = p, mv.version
 
 
 def encode_index(texts: list[str], flags: list[str], parts: list[str]) -> dict[str, Any]:
