@@ -416,6 +416,7 @@ class ModelState:
             return None
         head, start = split
         head.pop("sha256", None)
+        head.pop("signature", None)  # checked over the stored bytes (signing.Guard)
         if head.get("schema") != SCHEMA:
             raise IntegrityError(
                 f"{where} has schema {head.get('schema')!r}; this library reads schema {SCHEMA}"
