@@ -181,12 +181,6 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         f = self._flags[i]
         return _STATUS[f.lower()], f.isupper()
 
-    def build_all(self) -> None:
-        """Build every record still pending, with one JSON parse of them all."""
-        pending = [i for i in range(len(self._starts)) if i not in self._gone]
-        for i, mv in zip(pending, self.parse(pending), strict=True):
-            self._keep(i, mv)
-
     def parse(self, positions: Sequence[int]) -> list[ModelVersion]:
         """Stored records ``positions`` as they were stored (whether replaced since or
         not), checked against the index; those not parsed yet in one JSON parse."""
@@ -279,9 +273,9 @@ class Listing:
 
     __slots__ = ("_built", "_records", "_texts", "_versions")
 
-    def __init__(self, records: LazyRecords, order: VersionOrder) -> None:
+    def __init__(self, records: LazyRecords, order: Sequence[Version]) -> None:
         self._records = records
-        self._texts = list(order.texts)
+        self._texts = list(order_texts(order))
         self._versions = VersionOrder(self._texts, records._where)
         self._built = {str(v): mv for v, mv in records._built.items()}
 

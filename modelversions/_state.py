@@ -141,15 +141,9 @@ class ModelState:
     _parsed: dict[str, Version] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- queries -------------------------------------------------------------------
-    def versions(self) -> list[ModelVersion]:
+    def versions(self) -> VersionList:
+        """The versions, ascending; a lazy state's records are built when first read."""
         if isinstance(self.records, _lazy.LazyRecords):
-            self.records.build_all()  # one JSON parse rather than one per record
-        return [self.records[v] for v in self.order]
-
-    def version_list(self) -> VersionList:
-        """The versions as a :class:`VersionList`: of a lazy state, none built yet."""
-        if isinstance(self.records, _lazy.LazyRecords):
-            assert isinstance(self.order, _lazy.VersionOrder)
             return VersionList._over(_lazy.Listing(self.records, self.order))
         return VersionList(self.records[v] for v in self.order)
 

@@ -263,7 +263,7 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         """
         state = self._log.existing(name)
         with self._log.lock:
-            return state.version_list()
+            return state.versions()
 
     def get(self, name: str, version: str | Version) -> ModelVersion:
         """The record of one version.

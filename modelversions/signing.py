@@ -15,10 +15,8 @@ no NaN). The signature is
 seal is computed last, over the bytes that include the signature. So the signature
 never covers the seal and the seal never feeds the signature: no circle. A reader
 checks the seal on the raw bytes, parses, removes both fields, re-encodes what it
-parsed and checks the MAC over that, so what is verified is exactly what is used. A
-snapshot's MAC is first checked over the bytes it stores after its signature (the
-canonical bytes, as :meth:`Keyring.sign` stores them), so a fresh registry parses only
-the parts it uses of bytes it knows are signed; the check above decides otherwise.
+parsed and checks the MAC over that, so what is verified is exactly what is used
+(a snapshot's MAC is first checked over its stored bytes: :meth:`Keyring.check_stored`).
 
 **What an entry covers.** Each entry records ``prev``, the sha256 of the entry before
 it (:mod:`modelversions._state`), so one signed entry pins every byte of the chain
@@ -41,11 +39,10 @@ import hashlib
 import hmac
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from modelversions import _state
+from modelversions import _codec, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import storage
@@ -73,12 +70,6 @@ _FIELD = "signature"
 _DOMAIN = b"modelversions signature v1\n"
 _ENTRY = b"entry"
 _SNAPSHOT = b"snapshot"
-
-# What sign() stores: the seal, then the signature, then the signed body after its "{".
-_BODY_AT = len(_state.seal(b"{}"))  # where the first field after the seal starts
-_STORED_SIGNATURE = re.compile(
-    rb'"signature":\{"alg":"hmac-sha256","key_id":"([0-9a-f]{16})","mac":"([0-9a-f]{64})"\},'
-)
 
 Key = bytes | str
 Pins = Mapping[str, tuple[int, str]]
@@ -160,22 +151,17 @@ class Keyring:
         return _state.seal(head[:-1] + b"," + body[1:])
 
     def check_stored(self, kind: bytes, data: bytes) -> bool:
-        """True when sealed ``data`` carries, in the layout :meth:`sign` writes, a MAC by
-        one of these keys over exactly the bytes it stores after its signature.
-
-        Those bytes are the canonical bytes :meth:`sign` was given, so the check proves
-        the same as :meth:`check` without parsing or encoding anything; a reader then
-        parses only what it uses of bytes it knows are signed. False decides nothing:
-        :meth:`check` does, over the decoded object (another layout, an unknown key, a
-        MAC that does not match: it raises, or accepts what re-encodes to signed bytes).
-        """
-        match = _STORED_SIGNATURE.match(data, _BODY_AT)
-        key = None if match is None else self._keys.get(match[1].decode())
-        if match is None or key is None:
+        """True when sealed ``data``, as :meth:`sign` stores it, holds a MAC by one of
+        these keys over exactly the bytes it stores after the signature: the canonical
+        bytes, so it proves what :meth:`check` does, with nothing parsed. False decides
+        nothing (another layout, an unknown key, altered bytes): :meth:`check` does."""
+        signed = _codec.signed_body(data)
+        key = None if signed is None else self._keys.get(signed[0])
+        if signed is None or key is None:
             return False
         mac = hmac.new(key, _DOMAIN + kind + b"\n{", hashlib.sha256)
-        mac.update(memoryview(data)[match.end() :])  # no copy of a large snapshot
-        return hmac.compare_digest(mac.hexdigest().encode(), match[2])
+        mac.update(signed[2])
+        return hmac.compare_digest(mac.hexdigest(), signed[1])
 
     def check(self, kind: bytes, payload: dict[str, Any], where: str) -> str | None:
         """Remove and check ``payload``'s signature; the key id that made it, None if none.
@@ -387,9 +373,8 @@ class Guard:
 
     # -- reading
     def snapshot_bytes_ok(self, data: bytes) -> bool:
-        """Whether sealed snapshot ``data`` may be read without decoding it whole: there
-        are no keys to check, or its signature holds over exactly its stored bytes
-        (:meth:`Keyring.check_stored`). False: decode it and call :meth:`check_snapshot`."""
+        """Whether snapshot ``data`` may be read unparsed: no keys, or its stored bytes
+        are signed. False: decode it and call :meth:`check_snapshot`."""
         return self.keyring is None or self.keyring.check_stored(_SNAPSHOT, data)
 
     # -- reading
