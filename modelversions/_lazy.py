@@ -264,20 +264,23 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
 class Listing:
     """A lazy state's versions as they are now, for a :class:`VersionList`.
 
-    Keeps the order's text and the records built so far (few, in a fresh process);
-    any other version's record is still the stored one, parsed when read
-    (:meth:`LazyRecords.parse`). Later changes to the state do not show: they replace
-    records in ``built`` (this keeps its own copy) or add versions (this keeps its
-    own order), and stored bytes never change.
+    Keeps the order's text, and which stored records were rebuilt (replaced, or built
+    by key) with the records that stand for them (few in a fresh process; plain
+    copies, no parsing); any other version's record is still the stored one, parsed
+    when read (:meth:`LazyRecords.parse`). Later changes to the state do not show: they
+    rebuild records (this keeps its own copies) or add versions (and its own order),
+    and stored bytes never change.
     """
 
-    __slots__ = ("_built", "_records", "_texts", "_versions")
+    __slots__ = ("_built", "_by_text", "_gone", "_records", "_texts", "_versions")
 
     def __init__(self, records: LazyRecords, order: Sequence[Version]) -> None:
         self._records = records
         self._texts = list(order_texts(order))
         self._versions = VersionOrder(self._texts, records._where)
-        self._built = {str(v): mv for v, mv in records._built.items()}
+        self._gone = set(records._gone)
+        self._built = dict(records._built)
+        self._by_text: dict[str, ModelVersion] | None = None
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -285,22 +288,29 @@ class Listing:
     def version(self, position: int) -> Version:
         return self._versions[position]
 
+    def _rebuilt(self, text: str) -> ModelVersion:
+        if self._by_text is None:  # once, and only when a rebuilt record is read
+            self._by_text = {str(v): mv for v, mv in self._built.items()}
+        mv = self._by_text.get(text)
+        if mv is None:  # cannot happen: a version is built or stored
+            raise IntegrityError(f"{self._records._where}: no record of version {text}")
+        return mv
+
     def records(self, positions: Sequence[int]) -> list[ModelVersion]:
         out: list[ModelVersion | None] = []
-        stored: list[int] = []  # (where in out, stored position) of records to parse
+        stored: list[int] = []  # stored positions to parse, and where they go in out
         slots: list[int] = []
-        lazy, built, texts = self._records, self._built, self._texts
+        lazy, gone, texts = self._records, self._gone, self._texts
         at = lazy._stored.texts  # mostly where the snapshot had it: no lookup
         for p in positions:
             text = texts[p]
-            mv = built.get(text)
-            if mv is None:
-                i = p if p < len(at) and at[p] == text else lazy.position(text)
-                if i is None:  # cannot happen: a version is built or stored
-                    raise IntegrityError(f"{lazy._where}: no record of version {text}")
+            i = p if p < len(at) and at[p] == text else lazy.position(text)
+            if i is None or i in gone:
+                out.append(self._rebuilt(text))
+            else:
                 stored.append(i)
                 slots.append(len(out))
-            out.append(mv)
+                out.append(None)
         for slot, mv in zip(slots, lazy.parse(stored), strict=True):
             out[slot] = mv
         self._check_order(positions, out)  # type: ignore[arg-type]  # all filled
