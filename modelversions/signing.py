@@ -377,7 +377,6 @@ class Guard:
         are signed. False: decode it and call :meth:`check_snapshot`."""
         return self.keyring is None or self.keyring.check_stored(_SNAPSHOT, data)
 
-    # -- reading
     def check_snapshot(self, payload: dict[str, Any], key: str) -> None:
         if self.keyring is None:
             _claimed(payload)
