@@ -137,11 +137,16 @@ def test_versions_of_a_fresh_registry_equal_the_replay(
     assert vs == ModelRegistry(backend, signing_key=None).versions(NAME)
 
 
-def test_len_and_last_of_a_fresh_registry_build_no_other_record(tmp_path: Any) -> None:
-    reg = ModelRegistry(LocalBackend(tmp_path, durable=False))
-    for i in range(40):
+def _saved(path: Any, count: int) -> tuple[ModelRegistry, ModelRegistry]:
+    """A registry in ``path`` that saved ``count`` versions, and a fresh one there."""
+    reg = ModelRegistry(LocalBackend(path, durable=False))
+    for i in range(count):
         reg.save(NAME, {"w": i})
-    fresh = ModelRegistry(tmp_path)
+    return reg, ModelRegistry(path)
+
+
+def test_len_and_last_of_a_fresh_registry_build_no_other_record(tmp_path: Any) -> None:
+    reg, fresh = _saved(tmp_path, 40)  # a snapshot at 32, then 8 entries
     vs = fresh.versions(NAME)
     state = fresh._log.states[NAME]
     assert isinstance(state.records, LazyRecords)
@@ -155,10 +160,7 @@ def test_len_and_last_of_a_fresh_registry_build_no_other_record(tmp_path: Any) -
 
 
 def test_a_version_list_does_not_change_with_the_model(tmp_path: Any) -> None:
-    reg = ModelRegistry(LocalBackend(tmp_path, durable=False))
-    for i in range(20):
-        reg.save(NAME, {"w": i})
-    fresh = ModelRegistry(tmp_path)
+    _reg, fresh = _saved(tmp_path, 20)
     vs = fresh.versions(NAME)
     expected = list(ModelRegistry(tmp_path).versions(NAME))
     fresh.mark_failed(NAME, "1.3.0", reason="bad")
