@@ -125,7 +125,7 @@ def test_an_unsigned_snapshot_is_still_ignored_by_a_keyed_reader() -> None:
     reader, caught = _fresh(backend, KEY)
     assert any("is not signed" in w for w in caught)
     assert reader.versions(NAME) == reg.versions(NAME)
-    with pytest.raises(SignatureError):
+    with pytest.warns(UserWarning, match="not signed"), pytest.raises(SignatureError):
         ModelRegistry(backend, verify_keys=[OTHER]).current(NAME)
 
 
