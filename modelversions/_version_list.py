@@ -69,7 +69,7 @@ class VersionList(Sequence["ModelVersion"]):
     ``list`` to sort or append to); pickling and copying give an equal ``VersionList``.
 
     Records are built on first read and kept: ``len(vs)``, ``vs[-1]`` and ``vs[:10]``
-    of a model with many versions cost about what they cost with few.
+    build none, one and ten records, however many versions the model has.
 
     >>> from modelversions import ModelRegistry
     >>> reg = ModelRegistry("memory://")
