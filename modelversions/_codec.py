@@ -106,6 +106,22 @@ def check_seal(data: bytes, where: str) -> None:
         )
 
 
+# A signed object as signing.Keyring.sign stores it: the seal, the signature, then the
+# signed (canonical) bytes after their "{".
+_SIGNED = re.compile(
+    rb'"signature":\{"alg":"hmac-sha256","key_id":"([0-9a-f]{16})","mac":"([0-9a-f]{64})"\},'
+)
+
+
+def signed_body(data: bytes) -> tuple[str, str, memoryview] | None:
+    """The key id, MAC and signed bytes (without their opening ``{``) of sealed
+    ``data`` stored in the layout signing writes; None for any other layout."""
+    match = _SIGNED.match(data, _SEAL_END + 2)
+    if match is None:
+        return None
+    return match[1].decode(), match[2].decode(), memoryview(data)[match.end() :]
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
     # Records reach here normalized (NaN and infinities tagged, see _values): a bare
     # NaN would be non-standard JSON, so it is refused rather than stored.

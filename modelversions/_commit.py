@@ -90,8 +90,9 @@ class Log:
         with storage(f"reading {key}"):
             data = self.backend.read(key)
         snapshot = None
-        if self.guard is None:  # records built on first access (see modelversions._lazy)
-            _state.check_seal(data, key)
+        _state.check_seal(data, key)
+        if self.guard is None or self.guard.snapshot_bytes_ok(data):
+            # records built on first access (see modelversions._lazy)
             snapshot = ModelState.from_snapshot_bytes(data, name, key)
         if snapshot is None:  # an older layout, or a signature to check over the whole
             payload = _state.decode(data, key)

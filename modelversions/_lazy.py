@@ -124,6 +124,7 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         "_end",
         "_flags",
         "_gone",
+        "_parsed",
         "_starts",
         "_stored",
         "_where",
@@ -139,6 +140,9 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         self._gone: set[int] = set()
         self._built: dict[Version, ModelVersion] = {}
         self._by_text: dict[str, int] | None = None
+        # Stored record i once parsed and checked: the bytes never change, so it stays
+        # valid after the record is replaced (a VersionList made before still shows it).
+        self._parsed: dict[int, ModelVersion] = {}
 
     def _find(self, v: Version) -> int | None:
         """The position of ``v`` among the stored records still pending, or None."""
@@ -154,11 +158,15 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         return self._data[starts[i] : end]
 
     # -- what a lazy state offers beyond a dict ------------------------------------
-    def stored(self, text: str) -> tuple[str, str] | None:
-        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+    def position(self, text: str) -> int | None:
+        """Where version ``text`` sits among the stored records (built or not)."""
         if self._by_text is None:
             self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
-        i = self._by_text.get(text)
+        return self._by_text.get(text)
+
+    def stored(self, text: str) -> tuple[str, str] | None:
+        """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
+        i = self.position(text)
         if i is None or i in self._gone:
             return None
         return self._bytes(i).decode(), self._flags[i]
@@ -173,20 +181,22 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         f = self._flags[i]
         return _STATUS[f.lower()], f.isupper()
 
-    def build_all(self) -> None:
-        """Build every record still pending, with one JSON parse of them all."""
-        pending = [i for i in range(len(self._starts)) if i not in self._gone]
-        if not pending:
-            return
-        blob = b"[" + b",".join(self._bytes(i) for i in pending) + b"]"
-        try:
-            dicts = json.loads(blob)
-        except ValueError as exc:
-            raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
-        for i, d in zip(pending, dicts, strict=True):
-            self._keep(i, d)
+    def parse(self, positions: Sequence[int]) -> list[ModelVersion]:
+        """Stored records ``positions`` as they were stored (whether replaced since or
+        not), checked against the index; those not parsed yet in one JSON parse."""
+        got = self._parsed
+        todo = [i for i in positions if i not in got]
+        if todo:
+            blob = b"[" + b",".join(self._bytes(i) for i in todo) + b"]"
+            try:
+                dicts = json.loads(blob)
+            except ValueError as exc:
+                raise IntegrityError(f"{self._where} holds a damaged record: {exc}") from exc
+            for i, d in zip(todo, dicts, strict=True):
+                got[i] = self._check(i, d)
+        return [got[i] for i in positions]
 
-    def _keep(self, i: int, d: Any) -> ModelVersion:
+    def _check(self, i: int, d: Any) -> ModelVersion:
         text = self._stored.texts[i]
         mv = ModelVersion.from_dict(d) if isinstance(d, dict) else None
         if mv is None or str(mv.version) != text:
@@ -196,6 +206,9 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
                 f"{self._where} indexes {text} as {self._flags[i]!r}, its record says "
                 f"{mv.status.value}{' (pruned)' if mv.pruned else ''}"
             )
+        return mv
+
+    def _keep(self, i: int, mv: ModelVersion) -> ModelVersion:
         self._gone.add(i)
         self._built[mv.version] = mv
         return mv
@@ -208,11 +221,14 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         i = self._find(v)
         if i is None:
             raise KeyError(v)
-        try:
-            d = json.loads(self._bytes(i))
-        except ValueError as exc:
-            raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
-        return self._keep(i, d)
+        mv = self._parsed.get(i)
+        if mv is None:
+            try:
+                d = json.loads(self._bytes(i))
+            except ValueError as exc:
+                raise IntegrityError(f"{self._where} holds a damaged record of {v}") from exc
+            mv = self._parsed[i] = self._check(i, d)
+        return self._keep(i, mv)
 
     def __contains__(self, v: object) -> bool:
         return v in self._built or (isinstance(v, Version) and self._find(v) is not None)
@@ -243,6 +259,78 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     def __repr__(self) -> str:
         pending = len(self._starts) - len(self._gone)
         return f"LazyRecords({len(self._built)} built, {pending} pending)"
+
+
+class Listing:
+    """A lazy state's versions as they are now, for a :class:`VersionList`.
+
+    Keeps the order's text, and which stored records were rebuilt (replaced, or built
+    by key) with the records that stand for them (few in a fresh process; plain
+    copies, no parsing); any other version's record is still the stored one, parsed
+    when read (:meth:`LazyRecords.parse`). Later changes to the state do not show: they
+    rebuild records (this keeps its own copies) or add versions (and its own order),
+    and stored bytes never change.
+    """
+
+    __slots__ = ("_built", "_by_text", "_gone", "_records", "_texts", "_versions")
+
+    def __init__(self, records: LazyRecords, order: Sequence[Version]) -> None:
+        self._records = records
+        self._texts = list(order_texts(order))
+        self._versions = VersionOrder(self._texts, records._where)
+        self._gone = set(records._gone)
+        self._built = dict(records._built)
+        self._by_text: dict[str, ModelVersion] | None = None
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def version(self, position: int) -> Version:
+        return self._versions[position]
+
+    def _rebuilt(self, text: str) -> ModelVersion:
+        if self._by_text is None:  # once, and only when a rebuilt record is read
+            self._by_text = {str(v): mv for v, mv in self._built.items()}
+        mv = self._by_text.get(text)
+        if mv is None:  # cannot happen: a version is built or stored
+            raise IntegrityError(f"{self._records._where}: no record of version {text}")
+        return mv
+
+    def records(self, positions: Sequence[int]) -> list[ModelVersion]:
+        out: list[ModelVersion | None] = []
+        stored: list[int] = []  # stored positions to parse, and where they go in out
+        slots: list[int] = []
+        lazy, gone, texts = self._records, self._gone, self._texts
+        at = lazy._stored.texts  # mostly where the snapshot had it: no lookup
+        for p in positions:
+            text = texts[p]
+            i = p if p < len(at) and at[p] == text else lazy.position(text)
+            if i is None or i in gone:
+                out.append(self._rebuilt(text))
+            else:
+                stored.append(i)
+                slots.append(len(out))
+                out.append(None)
+        for slot, mv in zip(slots, lazy.parse(stored), strict=True):
+            out[slot] = mv
+        self._check_order(positions, out)  # type: ignore[arg-type]  # all filled
+        return out  # type: ignore[return-value]
+
+    def _check_order(self, positions: Sequence[int], out: list[ModelVersion]) -> None:
+        """Neighbours must ascend: an index whose order was rearranged (its records
+        with it) is refused where read. Each record was checked to be the version its
+        index text names; listing every version checks the whole order."""
+        prev_p, prev_v = -2, None
+        if positions and positions[0] > 0:
+            prev_p, prev_v = positions[0] - 1, self._versions[positions[0] - 1]
+        for p, mv in zip(positions, out, strict=True):
+            if prev_v is not None and abs(p - prev_p) == 1:
+                lo, hi = (prev_v, mv.version) if p > prev_p else (mv.version, prev_v)
+                if not lo < hi:
+                    raise IntegrityError(
+                        f"{self._records._where} lists {lo} before {hi}: not in version order"
+                    )
+            prev_p, prev_v = p, mv.version
 
 
 def encode_index(texts: list[str], flags: list[str], parts: list[str]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from modelversions._codec import (
     snapshot_prefix,
     unseal,
 )
+from modelversions._version_list import VersionList
 from modelversions.errors import IntegrityError
 from modelversions.records import (
     Event,
@@ -140,10 +141,11 @@ class ModelState:
     _parsed: dict[str, Version] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- queries -------------------------------------------------------------------
-    def versions(self) -> list[ModelVersion]:
+    def versions(self) -> VersionList:
+        """The versions, ascending; a lazy state's records are built when first read."""
         if isinstance(self.records, _lazy.LazyRecords):
-            self.records.build_all()  # one JSON parse rather than one per record
-        return [self.records[v] for v in self.order]
+            return VersionList._over(_lazy.Listing(self.records, self.order))
+        return VersionList(self.records[v] for v in self.order)
 
     def rollback_target(self, current: Version) -> ModelVersion | None:
         """The latest stable, unpruned version strictly below ``current``."""
@@ -408,6 +410,7 @@ class ModelState:
             return None
         head, start = split
         head.pop("sha256", None)
+        head.pop("signature", None)  # checked over the stored bytes (signing.Guard)
         if head.get("schema") != SCHEMA:
             raise IntegrityError(
                 f"{where} has schema {head.get('schema')!r}; this library reads schema {SCHEMA}"

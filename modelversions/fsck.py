@@ -243,7 +243,7 @@ class Fsck:
             found, gone, n = verify_files(
                 self.backend,
                 name,
-                state.versions(),
+                list(state.versions()),
                 repair=repair
                 and not any(p.name == name and p.kind.startswith("history") for p in problems),
                 older_than=lambda key: self._older_than(key, min_age),

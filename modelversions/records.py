@@ -1,4 +1,5 @@
-"""Immutable records: :class:`Status`, :class:`ModelVersion`, :class:`Event`.
+"""Immutable records: :class:`Status`, :class:`ModelVersion`, :class:`Event`, and
+:class:`VersionList` (the read-only sequence of records ``versions()`` returns).
 
 They are what the registry returns and what it stores, as JSON with a schema
 number; versions are stored as their canonical strings, never pickled.
@@ -15,10 +16,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from modelversions._values import EMPTY, FrozenDict, from_json, normalize, to_json
+from modelversions._version_list import VersionList
 from modelversions.errors import IntegrityError
 from modelversions.version import MAX_NUMBER, Version
 
-__all__ = ["Event", "ModelVersion", "Status", "StatusChange"]
+__all__ = ["Event", "ModelVersion", "Status", "StatusChange", "VersionList"]
 
 _EMPTY: Mapping[str, Any] = EMPTY
 

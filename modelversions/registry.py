@@ -46,7 +46,7 @@ from modelversions._util import (
 )
 from modelversions.backends import Backend, open_backend
 from modelversions.errors import InvalidInputError
-from modelversions.records import Event, ModelVersion
+from modelversions.records import Event, ModelVersion, VersionList
 from modelversions.retention import Retention
 from modelversions.version import Version
 
@@ -281,8 +281,12 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         """
         return self._log.models()
 
-    def versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str) -> VersionList:
         """All versions of ``name``, ascending by :class:`Version` (pruned ones included).
+
+        A :class:`~modelversions.records.VersionList`: a read-only sequence of the
+        records as they are now, each built when first read (``len(vs)`` and ``vs[-1]``
+        of a freshly opened registry parse at most one record, however many there are).
 
         Raises:
             ModelNotFoundError: no such model.

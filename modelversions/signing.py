@@ -15,7 +15,8 @@ no NaN). The signature is
 seal is computed last, over the bytes that include the signature. So the signature
 never covers the seal and the seal never feeds the signature: no circle. A reader
 checks the seal on the raw bytes, parses, removes both fields, re-encodes what it
-parsed and checks the MAC over that, so what is verified is exactly what is used.
+parsed and checks the MAC over that, so what is verified is exactly what is used
+(a snapshot's MAC is first checked over its stored bytes: :meth:`Keyring.check_stored`).
 
 **What an entry covers.** Each entry records ``prev``, the sha256 of the entry before
 it (:mod:`modelversions._state`), so one signed entry pins every byte of the chain
@@ -41,7 +42,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from modelversions import _state
+from modelversions import _codec, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import SIGNING_KEY_ENV, storage
@@ -148,6 +149,19 @@ class Keyring:
         sig = {"alg": ALG, "key_id": self.signing_id, "mac": mac}
         head = json.dumps({_FIELD: sig}, separators=(",", ":"), sort_keys=True).encode()
         return _state.seal(head[:-1] + b"," + body[1:])
+
+    def check_stored(self, kind: bytes, data: bytes) -> bool:
+        """True when sealed ``data``, as :meth:`sign` stores it, holds a MAC by one of
+        these keys over exactly the bytes it stores after the signature: the canonical
+        bytes, so it proves what :meth:`check` does, with nothing parsed. False decides
+        nothing (another layout, an unknown key, altered bytes): :meth:`check` does."""
+        signed = _codec.signed_body(data)
+        key = None if signed is None else self._keys.get(signed[0])
+        if signed is None or key is None:
+            return False
+        mac = hmac.new(key, _DOMAIN + kind + b"\n{", hashlib.sha256)
+        mac.update(signed[2])
+        return hmac.compare_digest(mac.hexdigest(), signed[1])
 
     def check(self, kind: bytes, payload: dict[str, Any], where: str) -> str | None:
         """Remove and check ``payload``'s signature; the key id that made it, None if none.
@@ -358,6 +372,11 @@ class Guard:
         return self.keyring.sign(_SNAPSHOT, _state.unseal(data))
 
     # -- reading
+    def snapshot_bytes_ok(self, data: bytes) -> bool:
+        """Whether snapshot ``data`` may be read unparsed: no keys, or its stored bytes
+        are signed. False: decode it and call :meth:`check_snapshot`."""
+        return self.keyring is None or self.keyring.check_stored(_SNAPSHOT, data)
+
     def check_snapshot(self, payload: dict[str, Any], key: str) -> None:
         if self.keyring is None:
             _claimed(payload)

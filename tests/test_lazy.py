@@ -212,7 +212,7 @@ def test_a_record_under_another_versions_entry_is_refused_when_built() -> None:
     state = ModelState.from_snapshot_bytes(_reseal(payload), NAME, "snapshot")
     assert state is not None
     with pytest.raises(IntegrityError, match="not version"):
-        state.versions()
+        list(state.versions())
     with pytest.raises(IntegrityError, match="not version"):
         state.records[state.order[0]]
 
@@ -283,6 +283,6 @@ def test_an_index_flag_that_contradicts_its_record_is_refused(tmp_path: Any) -> 
     state = ModelState.from_snapshot_bytes(backend.read(key), NAME, key)
     assert state is not None
     with pytest.raises(IntegrityError, match=r"indexes 1\.0\.0 as 's'"):
-        state.versions()
+        list(state.versions())
     report = ModelRegistry(tmp_path).verify()
     assert any(p.kind == "snapshot-damaged" for p in report.problems)

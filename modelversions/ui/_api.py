@@ -13,6 +13,7 @@ change token: the model answer carries it and the page redraws only when it move
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from modelversions import Event, ModelVersion, Version
@@ -30,7 +31,7 @@ class Reader(Protocol):
 
     def models(self) -> list[str]: ...
 
-    def versions(self, name: str) -> list[ModelVersion]: ...
+    def versions(self, name: str) -> Sequence[ModelVersion]: ...
 
     def envs(self, name: str) -> dict[str, ModelVersion]: ...
 
