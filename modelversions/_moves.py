@@ -27,10 +27,11 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from modelversions import _state
+from modelversions import _lazy, _state
 from modelversions._util import storage
 from modelversions.errors import IntegrityError
 from modelversions.records import Event
+from modelversions.version import Version
 
 if TYPE_CHECKING:
     from modelversions._commit import Log
@@ -83,7 +84,15 @@ def _load(log: Log, name: str, key: str, seq: int) -> tuple[str, list[dict[str, 
 
 
 def _events(log: Log, name: str, moves: list[dict[str, Any]], where: str) -> list[Event]:
-    parse = log.states[name]._version  # the model's parsed version strings, shared
+    state = log.states[name]
+    # The model's own Version objects (parsed once, shared with its records), else its
+    # cache of version strings (a deleted version).
+    index = {text: i for i, text in enumerate(_lazy.order_texts(state.order))}
+
+    def parse(text: Any) -> Version:
+        i = index.get(text)
+        return state._version(text) if i is None else state.order[i]
+
     try:
         return [_state.event_from_payload({**m, "name": name}, parse) for m in moves]
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -316,7 +316,10 @@ def test_every_backend_serves_the_same_answers(registry: ModelRegistry) -> None:
     server.start()
     try:
         data = _get(server.url, f"/api/models/{ENC}")
-        assert data["envs"] == {"production": "1.1.0", "staging": "1.1.0"}
+        assert {env: d["version"] for env, d in data["envs"].items()} == {
+            "production": "1.1.0",
+            "staging": "1.1.0",
+        }
         assert len(_get(server.url, f"/api/models/{ENC}/timeline")["moves"]) == 8
         assert _get(server.url, f"/api/models/{ENC}/versions?limit=2")["total"] == 4
         assert _get(server.url, f"/api/models/{ENC}/history?limit=3")["total"] == 12

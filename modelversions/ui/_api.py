@@ -221,7 +221,8 @@ def timeline(reader: Reader, cache: EventCache, name: str) -> dict[str, Any]:
     guarded deploy's restore), oldest first, and the versions they name, ascending."""
     seq, _sha = reader.head(name)
     moves = cache.moves(name)
-    named = {v for e in moves for v in (e.from_version, e.to_version) if v is not None}
+    # In the order they were deployed: mostly ascending already, so sorting is quick.
+    named = dict.fromkeys(v for e in moves for v in (e.from_version, e.to_version) if v is not None)
     return {
         "name": name,
         "seq": max(seq, moves[-1].seq if moves else 0),
