@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import warnings
 import weakref
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _lazy, _state
@@ -69,8 +70,10 @@ def _load(log: Log, name: str, key: str, seq: int) -> tuple[str, list[dict[str, 
     payload = _state.decode(data, key)
     head, moves = payload.get("head_sha256"), payload.get("moves")
     if payload.get("name") != name or payload.get("seq") != seq:
-        raise IntegrityError(f"{key} holds the moves of {payload.get('name')!r} to entry "
-                             f"{payload.get('seq')}, not of {name!r} to entry {seq}")
+        raise IntegrityError(
+            f"{key} holds the moves of {payload.get('name')!r} to entry "
+            f"{payload.get('seq')}, not of {name!r} to entry {seq}"
+        )
     if not (isinstance(head, str) and len(head) == 64) or not isinstance(moves, list):
         raise IntegrityError(f"{key} is damaged (no head_sha256 or no moves)")
     last = 0
@@ -152,10 +155,8 @@ def write(log: Log, state: ModelState) -> None:
         )
         body = f'{head[:-1]},"seq":{state.seq},"moves":[{",".join(texts)}]}}'.encode()
         key = moves_key(name, state.seq)
-        try:
+        with suppress(FileExistsError):  # another writer's, of the same entry
             log.backend.create(key, _state.seal(body))
-        except FileExistsError:
-            pass
         written[name] = (state.seq, state.head_sha256, texts)
         for _seq, old in _stored(log, name, state.seq)[_KEEP:]:
             log.backend.delete(old)
@@ -171,9 +172,7 @@ _WRITTEN = weakref.WeakKeyDictionary()
 
 
 def _text(e: Event) -> str:
-    return json.dumps(
-        {k: v for k, v in e.to_dict().items() if k != "name"}, separators=(",", ":")
-    )
+    return json.dumps({k: v for k, v in e.to_dict().items() if k != "name"}, separators=(",", ":"))
 
 
 def _texts_since(log: Log, name: str, last: tuple[int, str, list[str]] | None) -> list[str]:

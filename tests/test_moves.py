@@ -157,7 +157,7 @@ def test_damage_to_the_log_behind_or_after_a_moves_file_raises(store: Backend, s
     body = payload(store, key)
     body["reason"] = "rewritten"
     overwrite(store, key, _state.encode(body))
-    with pytest.raises(IntegrityError, match="sha256|hash chain"):
+    with pytest.raises(IntegrityError, match=r"sha256|hash chain"):
         fresh.moves("m")
 
 
@@ -204,14 +204,12 @@ def test_a_history_read_from_an_entry_on_notices_a_replaced_entry_in_range(
     body = payload(store, key)
     body["reason"] = "forged"
     overwrite(store, key, _state.encode(body))  # resealed: only the chain can tell
-    with pytest.raises(IntegrityError, match="sha256|hash chain"):
+    with pytest.raises(IntegrityError, match=r"sha256|hash chain"):
         reader.history("m", start=start)
 
 
 @pytest.mark.parametrize("gone", [52, 69])
-def test_a_history_read_from_an_entry_on_notices_a_missing_entry(
-    store: Backend, gone: int
-) -> None:
+def test_a_history_read_from_an_entry_on_notices_a_missing_entry(store: Backend, gone: int) -> None:
     _build(store)
     reader = ModelRegistry(store)
     reader.head("m")

@@ -248,7 +248,9 @@ def test_ten_thousand_versions_render_fast(
             _model(page, server.url, "big")
             total = time.perf_counter() - start
             dom = page.evaluate("window.mvRenderMs")
-            print(f"\n10k versions/20k events, {where}, {attempt}: page {total:.3f} s, DOM {dom:.0f} ms")
+            print(
+                f"\n10k versions/20k events, {where}, {attempt}: page {total:.3f} s, DOM {dom:.0f} ms"
+            )
             page.goto("about:blank")
         _model(page, server.url, "big")
         expected = f"events 1{DASH}20 of 20000, newest first"
@@ -258,7 +260,9 @@ def test_ten_thousand_versions_render_fast(
         expect(rows.first).to_have_attribute("data-version", "1.9999.0")
         page.click("#versions-older")
         expect(rows.first).to_have_attribute("data-version", "1.9949.0")
-        expect(page.locator("#versions-range")).to_have_text(f"versions 51{DASH}100 of 10000, newest first")
+        expect(page.locator("#versions-range")).to_have_text(
+            f"versions 51{DASH}100 of 10000, newest first"
+        )
         assert page.locator("svg#timeline g.lane").count() == 2
         assert page.locator("svg#metric-chart").get_attribute("data-points") == "10000"
     finally:
