@@ -248,9 +248,8 @@ def test_ten_thousand_versions_render_fast(
             _model(page, server.url, "big")
             total = time.perf_counter() - start
             dom = page.evaluate("window.mvRenderMs")
-            print(
-                f"\n10k versions/20k events, {where}, {attempt}: page {total:.3f} s, DOM {dom:.0f} ms"
-            )
+            figure = f"page {total:.3f} s, DOM {dom:.0f} ms"
+            print(f"\n10k versions/20k events, {where}, {attempt}: {figure}")
             page.goto("about:blank")
         _model(page, server.url, "big")
         expected = f"events 1{DASH}20 of 20000, newest first"
