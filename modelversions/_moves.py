@@ -162,7 +162,11 @@ def write(log: Log, state: ModelState) -> None:
             log.backend.delete(old)
     except (OSError, IntegrityError) as exc:
         written.pop(name, None)
-        warnings.warn(f"could not write the moves of {name!r} (a cache only): {exc}", stacklevel=4)
+        warnings.warn(
+            f"could not write the moves file beside snapshot {state.seq} of {name!r} "
+            f"(a cache only): {exc}",
+            stacklevel=4,
+        )
 
 
 # What each registry object wrote last, per model: (seq, sha256 of that entry, the JSON
@@ -182,3 +186,24 @@ def _texts_since(log: Log, name: str, last: tuple[int, str, list[str]] | None) -
         if log.events[name][seq][1] == head:
             return texts + [_text(e) for e in tail[1:] if e.action in _ACTIONS]
     return [_text(e) for e in read(log, name)]
+
+
+def check(log: Log, name: str, upto: int) -> list[tuple[str, str]]:
+    """``verify()``'s check: each moves file of ``name`` up to entry ``upto`` against the
+    log (its anchor, and every move). Returns (key, what is wrong) per damaged file."""
+    out = []
+    history = [e for e in log.history(name, 1) if e.seq <= upto]
+    shas = {seq: sha for seq, (_e, sha, _p) in log.events[name].items()}
+    for seq, key in _stored(log, name, upto):
+        try:
+            head, moves = _load(log, name, key, seq)
+            expected = [_text(e) for e in history if e.seq <= seq and e.action in _ACTIONS]
+            if head != shas.get(seq):
+                raise IntegrityError(f"{key} is not anchored to entry {seq} (its sha256 differs)")
+            if [json.dumps(m, separators=(",", ":")) for m in moves] != expected:
+                raise IntegrityError(f"{key} differs from the log")
+        except FileNotFoundError:
+            continue
+        except IntegrityError as exc:
+            out.append((key, str(exc)))
+    return out

@@ -185,7 +185,7 @@ def test_a_failed_write_of_a_moves_file_only_warns(store: Backend) -> None:
 
     store.create = refuse  # type: ignore[method-assign]
     try:
-        with pytest.warns(UserWarning, match="could not write the moves"):
+        with pytest.warns(UserWarning, match="could not write the moves file beside snapshot 70"):
             _moves.write(reg._log, state)
     finally:
         store.create = original  # type: ignore[method-assign]
@@ -216,3 +216,20 @@ def test_a_history_read_from_an_entry_on_notices_a_missing_entry(store: Backend,
     store.delete(_state.log_key("m", gone))
     with pytest.raises(IntegrityError, match="missing"):
         reader.history("m", start=50)
+
+
+def test_verify_reports_a_resealed_moves_file_that_differs_from_the_log(store: Backend) -> None:
+    """Readers cannot tell a forged moves file with a fresh seal and the right anchor
+    (without signing keys nothing can: see docs/security.md); verify() compares it
+    with the log, like a snapshot, and repair removes it."""
+    _build(store)
+    assert ModelRegistry(store).verify().ok
+    _forge(store, lambda b: b["moves"][3].update(reason="never said"))
+    report = ModelRegistry(store).verify()
+    assert not report.ok
+    assert [(p.kind, p.detail) for p in report.problems] == [
+        ("moves-damaged", f"{_moves.moves_key('m', 64)} differs from the log")
+    ]
+    repaired = ModelRegistry(store).verify(repair=True)
+    assert repaired.removed == (_moves.moves_key("m", 64),)
+    assert ModelRegistry(store).verify().ok
