@@ -7,9 +7,10 @@ So, when a writer writes a snapshot (every 16 or 64 entries), it also writes
 :meth:`Event.to_dict` gives it), sealed like every stored object, and anchored like a
 snapshot: it records the sha256 of entry ``seq`` (``head_sha256``).
 
-Reading (:func:`read`) takes the newest moves file that checks out, reads the entries
-after it from the log (each checked against the hash chain up to the head the
-registry trusts, and the first against the file's anchor) and adds their moves. A
+Reading (:func:`read`) takes the newest moves file that checks out, reads its entry
+and those after it from the log (each checked against the hash chain up to the head
+the registry trusts; its entry's sha256 must be the file's anchor) and adds their
+moves. A
 moves file that does not check out (damaged, of another model, not anchored to the
 log) is ignored with a warning and the next older one, or the whole log, is used: like
 a snapshot, it is only a cache of the log, which stays the single source of truth.
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from modelversions._commit import Log
     from modelversions._state import ModelState
 
-__all__ = ["moves_key", "moves_prefix", "read", "write"]
+__all__ = ["check", "moves_key", "moves_prefix", "read", "write"]
 
 _ACTIONS = frozenset(_state.POINTER_ACTIONS)
 _KEEP = 2  # moves files kept per model (the newest two, like snapshots)
@@ -148,6 +149,8 @@ def write(log: Log, state: ModelState) -> None:
     written = _WRITTEN.setdefault(log, {})
     try:
         texts = _texts_since(log, name, written.get(name))
+        # Reading refreshed ``state`` (the log's cached state of the model) to the newest
+        # entry: the file is of that entry, which its moves reach.
         head = json.dumps(
             {"head_sha256": state.head_sha256, "name": name, "schema": _state.SCHEMA},
             separators=(",", ":"),
@@ -189,18 +192,31 @@ def _texts_since(log: Log, name: str, last: tuple[int, str, list[str]] | None) -
 
 
 def check(log: Log, name: str, upto: int) -> list[tuple[str, str]]:
-    """``verify()``'s check: each moves file of ``name`` up to entry ``upto`` against the
-    log (its anchor, and every move). Returns (key, what is wrong) per damaged file."""
-    out = []
-    history = [e for e in log.history(name, 1) if e.seq <= upto]
-    shas = {seq: sha for seq, (_e, sha, _p) in log.events[name].items()}
-    for seq, key in _stored(log, name, upto):
+    """``verify()``'s check, once it found the log sound to entry ``upto``: each moves
+    file of ``name`` up to that entry against the log (its anchor, and every move).
+    Returns (key, what is wrong) per damaged file."""
+    out: list[tuple[str, str]] = []
+    files = _stored(log, name, upto)
+    anchors = dict(files)
+    texts: list[tuple[int, str]] = []  # (seq, text) of each move in the log
+    shas: dict[int, str] = {}
+    for seq in range(1, files[0][0] + 1 if files else 1):
+        key = _state.log_key(name, seq)
+        with storage(f"reading {key}"):
+            data = log.backend.read(key)
+        payload = _state.decode(data, key)
+        if seq in anchors:
+            shas[seq] = _state.entry_sha256(data)
+        if payload.get("action") in _ACTIONS:
+            texts.append((seq, _text(_state.event_from_payload(payload))))
+    for seq, key in files:
         try:
             head, moves = _load(log, name, key, seq)
-            expected = [_text(e) for e in history if e.seq <= seq and e.action in _ACTIONS]
-            if head != shas.get(seq):
+            if head != shas[seq]:
                 raise IntegrityError(f"{key} is not anchored to entry {seq} (its sha256 differs)")
-            if [json.dumps(m, separators=(",", ":")) for m in moves] != expected:
+            if [json.dumps(m, separators=(",", ":")) for m in moves] != [
+                text for at, text in texts if at <= seq
+            ]:
                 raise IntegrityError(f"{key} differs from the log")
         except FileNotFoundError:
             continue

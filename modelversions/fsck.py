@@ -176,9 +176,10 @@ class Fsck:
             )
             problems.extend(snap_problems)
             removed.extend(snap_removed)
-            for key, why in _moves.check(self.log, name, state.seq):  # a cache, like snapshots
+            moves = [] if log_problems else _moves.check(self.log, name, state.seq)
+            for key, why in moves:  # a cache of the log, like snapshots
                 problems.append(VerifyProblem("moves-damaged", name, why))
-                if repair and not log_problems:
+                if repair:
                     with storage(f"removing {key}"), suppress(FileNotFoundError):
                         self.backend.delete(key)
                     removed.append(key)
