@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
-from modelversions import _state
+from modelversions import _moves, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import host_name, now, storage
@@ -261,7 +261,7 @@ class Log:
                             raise IntegrityError(f"history entry {key} is missing") from exc
                     payload = _state.decode(data, key)
                     prev = payload.get("prev", _UNCHAINED)
-                    event = _state.event_from_payload(payload)
+                    event = _state.event_from_payload(payload, state._version)
                     cached = (event, _state.entry_sha256(data), prev)
                 event, sha, prev = cached
                 if prev is not _UNCHAINED and (seq == 1 or before is not None) and prev != before:
@@ -335,6 +335,7 @@ class Log:
                         self.guard.applied_own(state, payload, sha)
                     if _snapshot_due(state):
                         self._write_snapshot(state)
+                        _moves.write(self, state)  # the timeline's cache, same cadence
                     return event, state
             import random  # only a lost race needs it
 

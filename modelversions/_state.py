@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
 from datetime import datetime
 from typing import Any
 
@@ -81,32 +81,30 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
 
 
-def _opt_version(text: str | None) -> Version | None:
-    return None if text is None else _parse_version(text)
-
-
-def event_from_payload(payload: Mapping[str, Any]) -> Event:
-    """The public :class:`Event` for a stored log entry."""
+def event_from_payload(
+    payload: Mapping[str, Any], parse: Callable[[Any], Version] = _parse_version
+) -> Event:
+    """The public :class:`Event` for a stored log entry; ``parse`` reads its versions
+    (:class:`Log` passes the model's ``ModelState._version``, which remembers each)."""
+    v, v_from, v_to = payload.get("version"), payload.get("from_version"), payload.get("to_version")
     return Event(
         seq=int(payload["seq"]),
         time=_parse_ts(payload["time"]),
         action=str(payload["action"]),
         name=str(payload["name"]),
-        version=_opt_version(payload.get("version")),
+        version=None if v is None else parse(v),
         env=payload.get("env"),
-        from_version=_opt_version(payload.get("from_version")),
-        to_version=_opt_version(payload.get("to_version")),
+        from_version=None if v_from is None else parse(v_from),
+        to_version=None if v_to is None else parse(v_to),
         reason=_opt_text(payload.get("reason")),
         user=_opt_text(payload.get("user")),
         host=_opt_text(payload.get("host")),
         changes=tuple(
-            StatusChange(
-                _parse_version(c["version"]), _parse_status(c["from"]), _parse_status(c["to"])
-            )
+            StatusChange(parse(c["version"]), _parse_status(c["from"]), _parse_status(c["to"]))
             for c in payload.get("changes", ())
         ),
         forced=bool(payload.get("forced", False)),
-        pruned=tuple(_parse_version(v) for v in payload.get("pruned", ())),
+        pruned=tuple(parse(v) for v in payload.get("pruned", ())),
     )
 
 

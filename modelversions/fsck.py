@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from modelversions import _state, signing
+from modelversions import _moves, _state, signing
 from modelversions._commit import Log
 from modelversions._state import ModelState
 from modelversions._util import storage
@@ -45,7 +45,8 @@ class VerifyProblem:
     """One problem found by :meth:`ModelRegistry.verify`.
 
     ``kind`` is one of ``artifact-missing``, ``artifact-damaged``, ``history-damaged``,
-    ``history-gap``, ``snapshot-damaged``, ``index-missing``, ``orphan-artifact``,
+    ``history-gap``, ``snapshot-damaged``, ``moves-damaged`` (a moves file that differs
+    from the log, see :mod:`modelversions._moves`), ``index-missing``, ``orphan-artifact``,
     ``temporary``, ``stray`` (a file in ``@log/`` or ``@snapshots/`` that is not one
     of ours: listed, never removed, harmless), ``symlink`` (a symbolic link below a local
     registry's folder: never followed; while one exists nothing else is checked or repaired),
@@ -175,6 +176,13 @@ class Fsck:
             )
             problems.extend(snap_problems)
             removed.extend(snap_removed)
+            moves = [] if log_problems else _moves.check(self.log, name, state.seq)
+            for key, why in moves:  # a cache of the log, like snapshots
+                problems.append(VerifyProblem("moves-damaged", name, why))
+                if repair:
+                    with storage(f"removing {key}"), suppress(FileNotFoundError):
+                        self.backend.delete(key)
+                    removed.append(key)
             referenced = state.referenced_artifacts()
             checked: dict[str, str | None] = {}
             for mv in state.versions():

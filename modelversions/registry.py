@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-from modelversions import _rules, _values
+from modelversions import _moves, _rules, _values
 from modelversions._commit import Log
 from modelversions._file_versions import FileVersions
 from modelversions._lifecycle import Check, Lifecycle
@@ -354,6 +354,26 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         if env is not None:
             out = [e for e in out if e.env == env]
         return out
+
+    def moves(self, name: str, *, env: str | None = None) -> list[Event]:
+        """Every deploy and rollback of ``name`` (the events that move an env's pointer),
+        oldest first; with ``env``, only that env's. What :meth:`history` filtered to
+        those actions gives, read faster: from the moves file a writer keeps beside its
+        snapshots (a cache of the log, checked against it), then the entries after it.
+
+        Raises:
+            ModelNotFoundError: no such model.
+            IntegrityError: an entry read is missing, damaged or breaks the hash chain.
+
+        >>> reg = ModelRegistry("memory://"); _ = reg.save("m", 1); _ = reg.save("m", 2)
+        >>> _ = reg.deploy("m", "1.0.0"); _ = reg.deploy("m", "1.1.0")
+        >>> [(e.action, str(e.to_version)) for e in reg.moves("m")]
+        [('deploy', '1.0.0'), ('deploy', '1.1.0')]
+        """
+        if env is not None:
+            check_env(env)
+        out = _moves.read(self._log, name)
+        return out if env is None else [e for e in out if e.env == env]
 
     def rollback_target(self, name: str, *, env: str = "production") -> ModelVersion:
         """The version :meth:`rollback` would deploy now, without changing anything.

@@ -10,8 +10,8 @@ The rooms:
   nothing from the network.
 
 This package never writes to a registry: :class:`ViewServer` is given a
-:class:`~modelversions.ui._api.Reader`, the five reading methods of
-:class:`~modelversions.ModelRegistry`.
+:class:`~modelversions.ui._api.Reader`, the seven reading methods of
+:class:`~modelversions.ModelRegistry` it uses.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class ViewServer(ThreadingHTTPServer):
         self.reader = reader
         self.location = location
         self.cache = _api.EventCache(reader)
-        self.answers: dict[str, tuple[int, bytes]] = {}
+        self.answers: dict[tuple[str, str], tuple[int, bytes]] = {}
         self.files = {path: _static(name) for path, (name, _) in _STATIC.items()}
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.server_address[1]}/"
@@ -98,29 +98,39 @@ class ViewServer(ThreadingHTTPServer):
             names = (shown, "127.0.0.1", "localhost", "[::1]")
             self.hosts = {f"{h}:{port_text}" for h in names}
 
-    def model_json(self, name: str) -> bytes:
-        """``/api/models/<name>`` as bytes, built again only when the history moved (a
-        page polls it every few seconds; a model of 10,000 versions takes ~0.3 s)."""
-        seq = len(self.cache.events(name))
-        hit = self.answers.get(name)
+    def cached(self, kind: str, name: str, build: Callable[[], dict[str, Any]]) -> bytes:
+        """The answer ``build`` makes for ``name`` as bytes, built again only when the
+        history moved (a page polls every few seconds; the answers of a model with
+        10,000 versions take tens of milliseconds to build)."""
+        seq, _sha = self.reader.head(name)
+        hit = self.answers.get((kind, name))
         if hit is not None and hit[0] == seq:
             return hit[1]
-        result = _api.model(self.reader, self.cache, name)
+        result = build()
         data = _dumps(result)
-        # The versions were read after the events: keep the answer only if no change
-        # landed meanwhile (else the next request builds it again).
-        if len(self.cache.events(name)) == result["seq"]:
-            if len(self.answers) >= 8:
+        # Read after the head: keep the answer only if no change landed meanwhile
+        # (else the next request builds it again).
+        if self.reader.head(name)[0] == result["seq"] == seq:
+            if len(self.answers) >= 16:
                 self.answers.clear()
-            self.answers[name] = (result["seq"], data)
+            self.answers[(kind, name)] = (seq, data)
         return data
 
+    def model_json(self, name: str) -> bytes:
+        """``/api/models/<name>`` as bytes (see :meth:`cached`)."""
+        return self.cached("model", name, lambda: _api.model(self.reader, name, self.location))
+
+    def timeline_json(self, name: str) -> bytes:
+        """``/api/models/<name>/timeline`` as bytes (see :meth:`cached`)."""
+        return self.cached("timeline", name, lambda: _api.timeline(self.reader, self.cache, name))
+
     def warm(self) -> None:
-        """Build every model's answer once (``modelversions ui`` runs this in a thread at
-        start, so the first view of a long history does not pay for reading it)."""
+        """Build every model's answers once (``modelversions ui`` runs this in a thread
+        at start, so even the first view of a long history finds its timeline read)."""
         try:
             for name in self.reader.models():
                 self.model_json(name)
+                self.timeline_json(name)
         except ModelVersionsError:
             pass  # the page shows the error when it asks
 
@@ -170,7 +180,11 @@ class _Handler(BaseHTTPRequestHandler):
             ctype = _STATIC[parts.path][1]
             self._send(HTTPStatus.OK, self.server.files[parts.path], body, ctype)
             return
-        route = _route(parts.path, parse_qs(parts.query))
+        try:
+            route = _route(parts.path, parse_qs(parts.query))
+        except _BadRequest as exc:
+            self._send(HTTPStatus.BAD_REQUEST, _error(str(exc)), body)
+            return
         if route is None:
             self._send(HTTPStatus.NOT_FOUND, _error(f"no such page: {parts.path}"), body)
             return
@@ -212,9 +226,14 @@ def _error(message: str) -> bytes:
 Route = Callable[["ViewServer"], Any]
 
 
+class _BadRequest(ValueError):
+    """A query parameter that is not a count (answered 400)."""
+
+
 def _route(path: str, query: dict[str, list[str]]) -> Route | None:
-    """The API call a path names, or None (404). Each segment is percent-decoded after
-    splitting, so a model name with ``/`` arrives as one segment (``team%2Fchurn``)."""
+    """The API call a path names, or None (404); raises _BadRequest (400) for a bad
+    ``offset``/``limit``. Each segment is percent-decoded after splitting, so a model
+    name with ``/`` arrives as one segment (``team%2Fchurn``)."""
     segments = path.split("/")
     if segments[:2] != ["", "api"] or len(segments) < 3 or segments[2] != "models":
         return None
@@ -223,27 +242,32 @@ def _route(path: str, query: dict[str, list[str]]) -> Route | None:
     except UnicodeDecodeError:
         return None
     if not args:
-        return lambda s: _api.models(s.reader, s.cache, s.location)
+        return lambda s: _api.models(s.reader, s.location)
     if any(not a for a in args):
         return None
     name = args[0]
     if len(args) == 1:
         return lambda s: s.model_json(name)
-    if len(args) == 2 and args[1] == "history":
+    if len(args) == 2 and args[1] == "timeline":
+        return lambda s: s.timeline_json(name)
+    if len(args) == 2 and args[1] in ("history", "versions"):
         offset = _number(query, "offset", 0)
         limit = _number(query, "limit", 50)
-        if offset is None or limit is None:
-            return None
-        return lambda s: _api.page(s.cache, name, offset, limit)
+        if args[1] == "history":
+            return lambda s: _api.page(s.reader, name, offset, limit)
+        return lambda s: _api.versions_page(s.reader, name, offset, limit)
     if len(args) == 3 and args[1] == "versions":
         text = args[2]
-        return lambda s: _api.version(s.reader, s.cache, name, text)
+        return lambda s: _api.version(s.reader, s.cache, name, text, s.location)
     return None
 
 
-def _number(query: dict[str, list[str]], key: str, default: int) -> int | None:
+def _number(query: dict[str, list[str]], key: str, default: int) -> int:
+    """The count ``key`` (digits only, under 10 of them), or ``default`` when absent."""
     values = query.get(key)
     if not values:
         return default
     text = values[-1]
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    if not (text.isascii() and text.isdigit() and len(text) < 10):
+        raise _BadRequest(f"{key} must be a count (0 to 999999999), not {text!r}")
+    return int(text)

@@ -93,32 +93,29 @@ async function modelsView(main, v) {
       : el("p", { class: "muted" }, "No models in this registry yet."));
 }
 
-function versionsTable(name, data, pageNo) {
-  const newest = data.versions.slice().reverse();
-  const pages = Math.max(1, Math.ceil(newest.length / VERSIONS_PAGE));
-  const p = Math.min(pageNo, pages - 1);
-  const where = {};
-  for (const [env, v] of Object.entries(data.envs)) (where[v] ||= []).push(env);
-  const rows = newest.slice(p * VERSIONS_PAGE, (p + 1) * VERSIONS_PAGE).map((v) => el("tr", { "data-version": v.version, "data-status": v.status },
-    el("td", {}, el("a", { href: versionHref(name, v.version) }, v.version)),
-    el("td", {}, badge(v.status), v.pruned ? " " : null, v.pruned ? badge("pruned") : null),
-    el("td", {}, (where[v.version] || []).join(", ")),
-    el("td", { class: "metrics" }, Object.entries(v.metrics).map(([k, x]) => `${k}=${json(x)}`).join("  ")),
-    el("td", { class: "num" }, v.size), el("td", {}, v.format),
-    el("td", {}, el("code", { title: v.sha256 }, v.sha256.slice(0, 12)), " ",
-      el("button", { type: "button", onclick: () => navigator.clipboard?.writeText(v.sha256) }, "copy")),
-    el("td", {}, when(v.created_at)), el("td", { class: "description" }, v.description ?? "")));
-  const pager = el("div", { class: "pager", id: "versions-pager" },
-    el("button", { type: "button", disabled: p === 0 ? "" : null, onclick: () => { state.view.versionsPage = p - 1; drawVersions(); } }, "newer"),
-    el("span", {}, `page ${p + 1} of ${pages} (${newest.length} versions)`),
-    el("button", { type: "button", disabled: p >= pages - 1 ? "" : null, onclick: () => { state.view.versionsPage = p + 1; drawVersions(); } }, "older"));
-  return el("div", { id: "versions-box" }, pager,
-    table(["version", "status", "deployed in", "metrics", "size", "format", "sha256", "created (UTC)", "description"], rows, { id: "versions" }));
+function versionsPath(v) {
+  return `/api/models/${enc(v.name)}/versions?offset=${v.versionsOffset}&limit=${VERSIONS_PAGE}`;
 }
 
-function drawVersions() {
-  const v = state.view;
-  document.getElementById("versions-box").replaceWith(versionsTable(v.name, v.data, v.versionsPage));
+function versionsBox(v, page) {
+  const first = page.total ? page.offset + 1 : 0, last = page.offset + page.versions.length;
+  const rows = page.versions.map((r) => el("tr", { "data-version": r.version, "data-status": r.status },
+    el("td", {}, el("a", { href: versionHref(v.name, r.version) }, r.version)),
+    el("td", {}, badge(r.status), r.pruned ? " " : null, r.pruned ? badge("pruned") : null),
+    el("td", {}, r.deployed_in.join(", ")),
+    el("td", { class: "metrics" }, Object.entries(r.metrics).map(([k, x]) => `${k}=${json(x)}`).join("  ")),
+    el("td", { class: "num" }, r.size), el("td", {}, r.format),
+    el("td", {}, el("code", { title: r.sha256 }, r.sha256.slice(0, 12)), " ",
+      el("button", { type: "button", onclick: () => navigator.clipboard?.writeText(r.sha256) }, "copy")),
+    el("td", {}, when(r.created_at)), el("td", { class: "description" }, r.description ?? "")));
+  const pager = el("div", { class: "pager", id: "versions-pager" },
+    el("button", { type: "button", id: "versions-newer", disabled: page.offset === 0 ? "" : null,
+      onclick: () => { v.versionsOffset = Math.max(0, v.versionsOffset - VERSIONS_PAGE); drawPaged(v, "versions"); } }, "newer"),
+    el("span", { id: "versions-range" }, `versions ${first}–${last} of ${page.total}, newest first`),
+    el("button", { type: "button", id: "versions-older", disabled: last >= page.total ? "" : null,
+      onclick: () => { v.versionsOffset += VERSIONS_PAGE; drawPaged(v, "versions"); } }, "older"));
+  return el("div", { id: "versions-box", "data-total": page.total, "data-offset": page.offset }, pager,
+    table(["version", "status", "deployed in", "metrics", "size", "format", "sha256", "created (UTC)", "description"], rows, { id: "versions" }));
 }
 
 function historyPath(v) {
@@ -130,17 +127,19 @@ function historyBox(v, page) {
   return el("div", { id: "history-box", "data-total": page.total, "data-offset": page.offset },
     el("div", { class: "pager" },
       el("button", { type: "button", id: "history-newer", disabled: page.offset === 0 ? "" : null,
-        onclick: () => { v.historyOffset = Math.max(0, v.historyOffset - HISTORY_PAGE); drawHistory(v); } }, "newer"),
+        onclick: () => { v.historyOffset = Math.max(0, v.historyOffset - HISTORY_PAGE); drawPaged(v, "history"); } }, "newer"),
       el("span", { id: "history-range" }, `events ${first}–${last} of ${page.total}, newest first`),
       el("button", { type: "button", id: "history-older", disabled: last >= page.total ? "" : null,
-        onclick: () => { v.historyOffset += HISTORY_PAGE; drawHistory(v); } }, "older")),
+        onclick: () => { v.historyOffset += HISTORY_PAGE; drawPaged(v, "history"); } }, "older")),
     table(EVENT_HEADERS, page.events.map((e) => eventRow(v.name, e)), { id: "history" }));
 }
 
-async function drawHistory(v) {
-  const page = await api(historyPath(v));
+// A pager's button: read that page of the versions or the history, then swap it in.
+async function drawPaged(v, which) {
+  const page = await api(which === "history" ? historyPath(v) : versionsPath(v));
   if (state.view !== v) return;
-  document.getElementById("history-box").replaceWith(historyBox(v, page));
+  const box = which === "history" ? historyBox(v, page) : versionsBox(v, page);
+  document.getElementById(`${which}-box`).replaceWith(box);
 }
 
 function drawMetricChart() {
@@ -155,27 +154,26 @@ function drawMetricChart() {
     return o;
   }));
   select.addEventListener("change", () => { v.metric = select.value; drawMetricChart(); });
-  box.append(el("label", {}, "metric ", select), window.mvCharts.drawMetric(v.data.versions, key));
+  box.append(el("label", {}, "metric ", select), window.mvCharts.drawMetric(v.data.metrics, key));
 }
 
 async function modelView(main, v) {
   const name = v.name;
   const data = await api(`/api/models/${enc(name)}`);
   if (state.view !== v || (v.data && v.data.seq === data.seq)) return;
-  if (!v.data) { v.versionsPage = 0; v.historyOffset = 0; }
-  // The history page is read before anything is replaced: the page does not shrink
-  // (and jump) while it loads.
-  const history = await api(historyPath(v));
+  if (!v.data) { v.versionsOffset = 0; v.historyOffset = 0; }
+  // Everything else is read before anything is replaced (the page does not shrink and
+  // jump while it loads), the four requests at once.
+  const [timeline, versions, history] = await Promise.all(
+    [`/api/models/${enc(name)}/timeline`, versionsPath(v), historyPath(v)].map(api));
   if (state.view !== v) return;
   v.data = data;
+  state.info.registry = data.registry;
   if (!v.metric || !data.metric_keys.includes(v.metric)) v.metric = data.metric_keys[0];
-  const rank = new Map(data.versions.map((x, i) => [x.version, i]));
-  const envs = Object.entries(data.envs).map(([env, ver]) => {
-    const rec = data.versions[rank.get(ver)];
-    return el("div", { class: "env", "data-env": env, "data-version": ver },
+  const envs = Object.entries(data.envs).map(([env, d]) =>
+    el("div", { class: "env", "data-env": env, "data-version": d.version },
       el("div", { class: "name" }, env),
-      el("div", { class: "ver" }, el("a", { href: versionHref(name, ver) }, ver)), rec ? badge(rec.status) : null);
-  });
+      el("div", { class: "ver" }, el("a", { href: versionHref(name, d.version) }, d.version)), badge(d.status)));
   const t0 = performance.now();
   main.replaceChildren(
     el("h1", { id: "model-name" }, name),
@@ -183,12 +181,11 @@ async function modelView(main, v) {
     el("h2", {}, "Deploy timeline"),
     el("div", { class: "legend" }, el("span", {}, el("i", { class: "l-deploy" }), "deploy"),
       el("span", {}, el("i", { class: "l-rollback" }), "rollback"), el("span", {}, el("i", { class: "l-check" }), "failed guarded deploy, restored")),
-    window.mvCharts.drawTimeline(data.timeline, rank, Date.now()),
+    window.mvCharts.drawTimeline(timeline.moves, new Map(timeline.versions.map((x, i) => [x, i])), Date.now()),
     el("h2", {}, "Metric across versions"), el("div", { id: "metric-box" }),
-    el("h2", {}, "Versions"), el("div", { id: "versions-box" }),
+    el("h2", {}, "Versions"), versionsBox(v, versions),
     el("h2", {}, "History"), historyBox(v, history));
   drawMetricChart();
-  drawVersions();
   document.body.dataset.seq = data.seq;
   window.mvRenderMs = performance.now() - t0;
 }
@@ -204,7 +201,8 @@ async function versionView(main, v) {
     ["created (UTC)", when(r.created_at)], ["sha256", el("code", { id: "sha256" }, r.sha256)], ["size", String(r.size)],
     ["format", r.format], ["description", r.description ?? ""], ["metrics", json(r.metrics)], ["params", json(r.params)],
     ["tags", json(r.tags)], ["failure reason", r.failure_reason ?? ""], ["failed in", r.failed_env ?? ""], ["pruned", String(r.pruned)]];
-  const loc = state.info.registry ?? "REGISTRY";
+  state.info.registry = data.registry;
+  const loc = data.registry ?? "REGISTRY";
   main.replaceChildren(
     el("p", {}, el("a", { href: modelHref(name) }, `← ${name}`)),
     el("h1", {}, `${name} ${r.version}`),
@@ -237,6 +235,7 @@ async function refresh() {
     if (v.kind === "model") await modelView(main, v);
     else if (v.kind === "version") await versionView(main, v);
     else await modelsView(main, v);
+    document.getElementById("registry").textContent = state.info.registry ?? "";
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
     if (state.view === v) main.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
@@ -249,10 +248,6 @@ async function refresh() {
 async function go() {
   state.view = route();
   window.scrollTo(0, 0);
-  if (!state.info.registry) {
-    try { state.info.registry = (await api("/api/models")).registry; } catch (_) { /* shown by refresh */ }
-    document.getElementById("registry").textContent = state.info.registry ?? "";
-  }
   while (busy) await new Promise((r) => setTimeout(r, 20));
   await refresh();
 }

@@ -28,8 +28,8 @@ function shortTime(ms, span) {
   return span !== undefined && span < 2 * 86400000 ? iso.slice(5, 19) : iso.slice(0, 16);
 }
 
-// timeline: the API's pointer moves, oldest first. rank: version -> position among the
-// model's versions (ascending). Returns the <svg>.
+// timeline: the API's pointer moves, oldest first. rank: version -> its position among
+// the versions the moves name (ascending). Returns the <svg>.
 function drawTimeline(timeline, rank, nowMs) {
   const envs = [...new Set(timeline.map((e) => e.env))].sort((a, b) =>
     a === "production" ? -1 : b === "production" ? 1 : a < b ? -1 : a > b ? 1 : 0);
@@ -110,18 +110,23 @@ function drawTimeline(timeline, rank, nowMs) {
   return svg;
 }
 
-// versions: ascending; key: a numeric metric. Returns the <svg>.
-function drawMetric(versions, key) {
+// metrics: the API's columns ({versions, status, values: {key: [number|null]}}), the
+// versions ascending; key: a numeric metric. Returns the <svg>.
+function drawMetric(metrics, key) {
   const width = 1100, height = 240, left = 70, right = 20, top = 14, bottom = 34;
-  const pts = versions.filter((v) => typeof v.metrics[key] === "number" && Number.isFinite(v.metrics[key]));
+  const column = metrics.values[key] || [];
+  const pts = [];
+  column.forEach((value, i) => {
+    if (typeof value === "number" && Number.isFinite(value)) pts.push({ version: metrics.versions[i], status: metrics.status[i], value });
+  });
   const svg = svgEl("svg", { id: "metric-chart", width, height, viewBox: `0 0 ${width} ${height}`,
     role: "img", "aria-label": "metric across versions", "data-metric": key, "data-points": pts.length });
   if (!pts.length) {
     svg.appendChild(svgEl("text", { x: 12, y: 24 }, "no numeric values"));
     return svg;
   }
-  const vals = pts.map((v) => v.metrics[key]);
-  let lo = Math.min(...vals), hi = Math.max(...vals);
+  let lo = Infinity, hi = -Infinity;
+  for (const p of pts) { lo = Math.min(lo, p.value); hi = Math.max(hi, p.value); }
   if (lo === hi) { lo -= 1; hi += 1; }
   const x = (i) => left + (pts.length > 1 ? (i / (pts.length - 1)) * (width - left - right) : (width - left - right) / 2);
   const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (height - top - bottom);
@@ -130,12 +135,12 @@ function drawMetric(versions, key) {
     svg.appendChild(svgEl("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, String(+v.toPrecision(4))));
   }
   svg.appendChild(svgEl("path", { class: "metric-line", "data-metric": key,
-    d: pts.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)} ${y(p.metrics[key]).toFixed(1)}`).join(" ") }));
+    d: pts.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)} ${y(p.value).toFixed(1)}`).join(" ") }));
   const every = Math.max(1, Math.ceil(pts.length / 400));
   pts.forEach((p, i) => {
     if (i % every && i !== pts.length - 1) return;
-    svg.appendChild(hover(svgEl("circle", { class: `metric-point ${p.status}`, cx: x(i), cy: y(p.metrics[key]), r: 3.5,
-      "data-version": p.version, "data-value": p.metrics[key] }), `${p.version} (${p.status}): ${key} = ${p.metrics[key]}`));
+    svg.appendChild(hover(svgEl("circle", { class: `metric-point ${p.status}`, cx: x(i), cy: y(p.value), r: 3.5,
+      "data-version": p.version, "data-value": p.value }), `${p.version} (${p.status}): ${key} = ${p.value}`));
   });
   const ticks = pts.length > 6 ? [0, Math.floor(pts.length / 2), pts.length - 1] : pts.map((_, i) => i);
   for (const i of ticks) {
