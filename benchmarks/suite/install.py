@@ -81,23 +81,12 @@ def bench_import(cfg: Config, res: Results) -> None:
         if how == "regular install"
         else "",
     )
-    proc = subprocess.run(
-        [python, "-X", "importtime", "-c", "import modelversions"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=cfg.workdir,
-    )
-    costs = []
-    for line in proc.stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s+)(\S+)", line)
-        if m is None:
-            continue
-        if m[4] == "site" and len(m[3]) == 1:
+    costs: list[tuple[int, str]] = []
+    for own, _, depth, name in importtime_lines(python, env, cfg.workdir):
+        if name == "site" and depth == 0:
             costs = []  # interpreter start-up, also paid by `python -c pass`
         else:
-            costs.append((int(m[1]), m[4]))
+            costs.append((own, name))
     top = sorted(costs, reverse=True)[:6]
     res.facts["importtime"] = ", ".join(f"{name} {us / 1000:.1f} ms" for us, name in top)
 
@@ -142,8 +131,10 @@ def installed_python(cfg: Config) -> str | None:
     return python
 
 
-def importtime(python: str, env: dict[str, str], cwd: Path) -> dict[str, int]:
-    """Cumulative microseconds of each top-level import under ``-X importtime``."""
+def importtime_lines(
+    python: str, env: dict[str, str], cwd: Path
+) -> list[tuple[int, int, int, str]]:
+    """``-X importtime`` of ``import modelversions``: (self us, cumulative us, depth, name)."""
     proc = subprocess.run(
         [python, "-X", "importtime", "-c", "import modelversions"],
         env=env,
@@ -152,12 +143,18 @@ def importtime(python: str, env: dict[str, str], cwd: Path) -> dict[str, int]:
         check=True,
         cwd=cwd,
     )
-    out = {}
+    out = []
     for line in proc.stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\| (\S+)$", line)
+        m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( +)(\S+)", line)
         if m is not None:
-            out[m[3]] = int(m[2])
+            out.append((int(m[1]), int(m[2]), len(m[3]) - 1, m[4]))
     return out
+
+
+def importtime(python: str, env: dict[str, str], cwd: Path) -> dict[str, int]:
+    """Cumulative microseconds of each top-level import under ``-X importtime``."""
+    lines = importtime_lines(python, env, cwd)
+    return {name: total for _, total, depth, name in lines if depth == 0}
 
 
 def dist_size(name: str) -> tuple[int, int]:
