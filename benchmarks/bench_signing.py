@@ -1,13 +1,9 @@
 """What signing costs: a signed save and rollback against unsigned ones, in one run.
 
 Run ``python benchmarks/bench_signing.py`` (about half a minute) or with ``--quick``
-(a few seconds, for a smoke test). Two registries in two folders, one opened with a
-signing key, get the same operations alternately after a warm-up: ``save`` of a
-small model, and a ``rollback`` (after a deploy that sets it up, not timed). It
-prints the median time of each, the difference in milliseconds and the ratio.
-
-A signed entry costs one more JSON encoding (the canonical bytes) and an HMAC-SHA256
-over a few hundred bytes; every 16th entry also signs a snapshot.
+(a few seconds, for a smoke test). ``benchmarks/run.py`` measures the same (its
+``signing`` scenario, ``suite/signing.py``) and writes it into docs/benchmarks.md; this
+entry prints the medians on their own: unsigned, signed, the difference and the ratio.
 """
 
 from __future__ import annotations
@@ -16,58 +12,12 @@ import argparse
 import platform
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout, and benchmarks/ for suite
 
-from modelversions import ModelRegistry
-
-KEY = "benchmark-signing-key-0123456789abcdef"
-
-
-def _timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def measure(rounds: int, *, memory: bool) -> dict[str, dict[str, float]]:
-    """Median seconds of a save and a rollback, unsigned and signed.
-
-    ``memory``: both registries in memory (what signing itself costs, no disk);
-    else in two folders, with every change fsync'd (what a user sees).
-    """
-    times: dict[str, dict[str, list[float]]] = {
-        op: {"unsigned": [], "signed": []} for op in ("save", "rollback")
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        regs = {
-            "unsigned": ModelRegistry("memory://" if memory else Path(tmp) / "plain"),
-            "signed": ModelRegistry(
-                "memory://" if memory else Path(tmp) / "signed", signing_key=KEY
-            ),
-        }
-        for reg in regs.values():
-            reg.save("m", {"w": -1}, "0.1.0")
-            reg.deploy("m", "0.1.0")
-            reg.mark_stable("m", "0.1.0")
-        for i in range(rounds + 5):  # the first 5 are a warm-up
-            for kind in ("unsigned", "signed") if i % 2 else ("signed", "unsigned"):
-                reg = regs[kind]
-                t_save = _timed(lambda reg=reg, i=i: reg.save("m", {"w": i}))
-                version = reg.versions("m")[-1].version
-                reg.deploy("m", version)
-                t_rollback = _timed(lambda reg=reg: reg.rollback("m"))
-                if i >= 5:
-                    times["save"][kind].append(t_save)
-                    times["rollback"][kind].append(t_rollback)
-    return {
-        op: {kind: statistics.median(v) for kind, v in by_kind.items()}
-        for op, by_kind in times.items()
-    }
+from suite.signing import WHERE, measure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| operation | registry | unsigned | signed | difference | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for where, memory in (("folder (fsync'd)", False), ("memory", True)):
-        for op, m in measure(rounds, memory=memory).items():
+    for where, memory in WHERE:
+        for op, by_kind in measure(rounds, memory=memory).items():
+            m = {kind: statistics.median(v) for kind, v in by_kind.items()}
             diff = (m["signed"] - m["unsigned"]) * 1000
             print(
                 f"| {op} | {where} | {m['unsigned'] * 1000:.3f} ms | {m['signed'] * 1000:.3f} ms "

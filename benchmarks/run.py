@@ -4,8 +4,9 @@ One entry point runs every scenario and writes ``docs/benchmarks.md`` plus a cha
 the ratios next to it (``docs/benchmarks.png``)::
 
     python -m pip install -e '.[bench]'       # MLflow, matplotlib, scikit-learn, numpy
-    python benchmarks/run.py                  # full run (about 5 minutes on 2 cores)
-    python benchmarks/run.py --quick --output /tmp/bench.md   # smoke test, seconds
+    python benchmarks/run.py                  # full run (see "whole run" in the report)
+    python benchmarks/run.py --quick --output /tmp/bench.md   # smoke test, under a minute
+    python benchmarks/run.py --only cold,import               # one group of scenarios
 
 Method: contenders alternate inside each scenario (A, B, C, A, B, C, ...) so drifting
 machine load hits them alike; every figure is a median with min and max; each target is
@@ -13,6 +14,15 @@ a ratio of two figures measured in the same run. Large artifacts are timed after
 warm-up that touches fresh memory and flushes dirty pages (``os.sync``), because on the
 machines this project runs on, memory given back to the host is slow to touch again.
 Peak memory is measured in fresh subprocesses (``resource.getrusage`` maxrss).
+
+Scenarios: ``small`` (save, list, deploy, mark_failed, rollback, resolve + load; durable
+and ``durable=False``; MLflow's run-based and lightest registration), ``scale`` (10 ...
+10,000 versions, warm), ``cold`` (fresh processes at 10, 2,000 and 10,000 versions, both
+contenders; resolve + load against ``joblib.load``; the CLI against the import),
+``large``, ``memory``, ``import`` (from the checkout and from a wheel installed in a
+venv), ``signing`` and ``size``. ``bench_cold.py`` and ``bench_signing.py`` are thin
+entries over the same code; ``bench_formats.py``, ``bench_s3.py`` and
+``bench_concurrency.py`` run apart (their figures live in their own docs pages).
 
 MLflow runs embedded (sqlite store, local artifacts), with telemetry off and explicit
 ``pip_requirements`` (without them MLflow infers requirements in a subprocess, ~2.7 s

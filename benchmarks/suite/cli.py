@@ -1,9 +1,10 @@
 """The command line of ``benchmarks/run.py``: options, the run's ``Config``, the order.
 
 Owns parsing (``--quick``, ``--mlflow``/``--no-mlflow``, ``--output``, ``--sizes``,
-``--versions``, ``--only``, ``--workdir``, ``--keep``, ``--wait-idle`` and the hidden
-``--child``), choosing sizes and repeats, running the scenarios in their order
-(small, scale, large, memory, import, size), then writing the report and the chart.
+``--versions``, ``--cold-versions``, ``--only``, ``--workdir``, ``--keep``,
+``--wait-idle`` and the hidden ``--child``), choosing sizes and repeats, running the
+scenarios in their order (small, scale, cold, large, memory, import, signing, size), then
+writing the report and the chart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .chart import write_chart
+from .cold import bench_cold
 from .harness import ROOT, Config, GiB, MiB, Results, log
 from .install import bench_import, bench_size
 from .large import bench_large
@@ -28,6 +30,7 @@ from .mlflow_peer import MLflowPeer
 from .models import sha256_speed
 from .report import machine, write_report
 from .scale import bench_scale
+from .signing import bench_signing
 from .small import bench_small
 
 
@@ -56,7 +59,13 @@ def main(argv: list[str] | None = None, *, description: str | None = None) -> in
     )
     parser.add_argument("--sizes", help="large artifact sizes in MiB, e.g. 100,1024")
     parser.add_argument("--versions", help="registry sizes for rollback, e.g. 10,1000,10000")
-    parser.add_argument("--only", help="comma-separated scenarios: small,scale,large,memory,import")
+    parser.add_argument(
+        "--cold-versions", help="registry sizes for the fresh-process figures, e.g. 10,2000,10000"
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenarios: small,scale,cold,large,memory,import,signing,size",
+    )
     parser.add_argument("--workdir", type=Path, help="where registries are built (temporary)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument(
@@ -109,6 +118,12 @@ def main(argv: list[str] | None = None, *, description: str | None = None) -> in
         large_sizes=large if has_numpy else (),
         import_runs=3 if quick else 30,
         memory_sizes=(large[0],) if has_numpy and quick else (large if has_numpy else ()),
+        cold_sizes=(
+            tuple(int(x) for x in args.cold_versions.split(","))
+            if args.cold_versions
+            else ((10, 200) if quick else (10, 2000, 10000))
+        ),
+        cold_samples=3 if quick else 5,
     )
     only = set(args.only.split(",")) if args.only else None
     res = Results()
@@ -119,9 +134,11 @@ def main(argv: list[str] | None = None, *, description: str | None = None) -> in
     scenarios: list[tuple[str, Callable[[Config, Results], Any]]] = [
         ("small", bench_small),
         ("scale", bench_scale),
+        ("cold", bench_cold),
         ("large", bench_large),
         ("memory", bench_memory),
         ("import", bench_import),
+        ("signing", bench_signing),
         ("size", bench_size),
     ]
     try:

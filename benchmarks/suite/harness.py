@@ -57,6 +57,11 @@ class Series:
     def fmt(self, value: float | None = None) -> str:
         return _fmt(self.median if value is None else value, self.unit)
 
+    def span(self) -> str:
+        """The median, then min and max and the number of samples, for a targets row."""
+        low, high = self.fmt(min(self.samples)), self.fmt(max(self.samples))
+        return f"{self.fmt()} (min {low}, max {high}, n={len(self.samples)})"
+
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
@@ -88,6 +93,7 @@ class Target:
     goal_text: str
     value_text: str
     note: str = ""
+    series: tuple[Series, ...] = ()  # the figures behind a ratio (ours first)
 
     @property
     def met(self) -> bool:
@@ -135,15 +141,33 @@ class Results:
             return None
         if group == "mlflow":
             value = b.median / a.median
-            detail = f"{b.contender} {b.fmt()} / {a.contender} {a.fmt()}"
+            detail = f"{b.contender} {b.span()} / {a.contender} {a.span()}"
             target = Target(
-                group, title, value, goal, True, detail, f">= {goal:g}x", f"{value:.1f}x", note
+                group,
+                title,
+                value,
+                goal,
+                True,
+                detail,
+                f">= {goal:g}x",
+                f"{value:.1f}x",
+                note,
+                (a, b),
             )
         else:
             value = a.median / b.median
-            detail = f"{a.contender} {a.fmt()} / {b.contender} {b.fmt()}"
+            detail = f"{a.contender} {a.span()} / {b.contender} {b.span()}"
             target = Target(
-                group, title, value, goal, False, detail, f"<= {goal:g}x", f"{value:.2f}x", note
+                group,
+                title,
+                value,
+                goal,
+                False,
+                detail,
+                f"<= {goal:g}x",
+                f"{value:.2f}x",
+                note,
+                (a, b),
             )
         self.targets.append(target)
         return target
@@ -235,6 +259,8 @@ class Config:
     large_sizes: tuple[int, ...]
     import_runs: int
     memory_sizes: tuple[int, ...]
+    cold_sizes: tuple[int, ...] = (10, 2000, 10000)
+    cold_samples: int = 5
 
     def path(self, *parts: str) -> Path:
         p = self.workdir.joinpath(*parts)

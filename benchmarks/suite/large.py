@@ -37,7 +37,7 @@ def bench_large_one(cfg: Config, res: Results, nbytes: int, scratch: Path) -> No
     from modelversions import ModelRegistry, serialization
 
     label = size_label(nbytes)
-    reps = 2 if nbytes >= GiB else (3 if cfg.quick else 9)
+    reps = 3 if cfg.quick else (5 if nbytes >= GiB else 9)  # at least 5 in a full run
     log(f"  {label}: save and load x{reps}")
     model = large_model(nbytes)
     weights = weights_of(model)
@@ -96,7 +96,7 @@ def bench_large_one(cfg: Config, res: Results, nbytes: int, scratch: Path) -> No
             del out
     # the same files read from the disk (page cache dropped), as after a reboot
     cold = f"load {label} from disk"
-    for _ in range(2 if cfg.quick else 3):
+    for _ in range(2 if cfg.quick else 5):
         for contender, fn in contenders[:2]:
             settle(nbytes, scratch)
             for path in (floor, Path(art)):

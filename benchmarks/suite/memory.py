@@ -27,7 +27,7 @@ def bench_memory(cfg: Config, res: Results) -> None:
     """Peak RSS of save and load in fresh processes: modelversions vs plain joblib."""
     for nbytes in cfg.memory_sizes:
         label = size_label(nbytes)
-        reps = 1 if nbytes >= GiB or cfg.quick else 3
+        reps = 1 if cfg.quick else 5
         log(f"  peak memory {label} x{reps}")
         base = cfg.workdir / f"mem-{nbytes}"
         base.mkdir(parents=True, exist_ok=True)
@@ -52,9 +52,11 @@ def bench_memory(cfg: Config, res: Results) -> None:
                 1.1,
             )
         if cfg.mlflow is not None and nbytes < GiB:
-            for mode in ("save-load-mv", "save-load-mlflow"):
-                out = run_child(cfg, {"mode": mode, "size": nbytes, "registry": reg + "-sl"})
-                res.add(f"peak RSS, {label}", mode, out["peak"], unit="B")
+            for i in range(reps):  # alternating; a new registry each time
+                for mode in ("save-load-mv", "save-load-mlflow"):
+                    spec = {"mode": mode, "size": nbytes, "registry": f"{reg}-{mode}{i}"}
+                    out = run_child(cfg, spec)
+                    res.add(f"peak RSS, {label}", mode, out["peak"], unit="B")
         shutil.rmtree(base)
 
 

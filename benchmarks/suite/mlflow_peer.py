@@ -6,7 +6,9 @@ that import it), silencing its output while it is timed (``quiet``), the embedde
 and ``serialization_format="pickle"``) and ``MLflowPeer``, whose methods do what the
 modelversions call they are compared with does (``deploy_equivalent``,
 ``mark_failed_equivalent``, ``rollback`` by hand) or only its single call (``deploy``,
-``mark``). ``mlflow`` is imported when a peer is built, never at import time.
+``mark``), and both ways to register a version: a run with ``log_model`` (``log_register``)
+and the lightest path, ``save_model`` + ``create_model_version`` without a run
+(``save_register``). ``mlflow`` is imported when a peer is built, never at import time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,25 @@ import warnings
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
+
+
+def durability_note(version: str) -> str:
+    """What MLflow makes durable, and what it does not (read from its sources)."""
+    return (
+        f"Durability. MLflow {version} does not fsync its artifacts: `mlflow.sklearn."
+        "save_model` writes the pickle with `open()` + `pickle.dump` and "
+        "`log_model` copies the folder into the artifact store with `shutil.copy2` "
+        "(`LocalArtifactRepository.log_artifacts` -> `shutil_copytree_without_file_"
+        "permissions`); no `os.fsync` call appears in the `mlflow` package outside a "
+        "migration tool (`store/fs2db`, which turns sqlite's sync off). Its sqlite store "
+        "is synced by SQLite itself (MLflow sets no `synchronous` pragma, so SQLite's "
+        "default FULL applies). After a power loss MLflow can therefore hold a registered "
+        "version whose model file is empty or partial. modelversions fsyncs the artifact, "
+        "its folder and every history entry before a call returns (`durable=True`, the "
+        "default). The `modelversions, durable=False` rows (`LocalBackend(path, "
+        "durable=False)`: no fsync, still atomic renames and links) show what that "
+        "durability costs, to compare like with like."
+    )
 
 
 def telemetry_off(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
@@ -42,7 +63,8 @@ def quiet() -> Iterator[None]:
 class MLflowPeer:
     """MLflow 3 embedded: a sqlite tracking/registry store and local artifacts."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, registry_only: bool = False) -> None:
+        """``registry_only``: a client on its own database, MLflow's globals untouched."""
         telemetry_off(os.environ)
         import logging
 
@@ -57,14 +79,18 @@ class MLflowPeer:
         self.version = mlflow.__version__
         root.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{root / 'mlflow.db'}"
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        with quiet():
-            experiment = mlflow.create_experiment(
-                "bench", artifact_location=(root / "artifacts").as_uri()
-            )
-            mlflow.set_experiment(experiment_id=experiment)
+        self.uri = uri
+        if not registry_only:
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            with quiet():
+                experiment = mlflow.create_experiment(
+                    "bench", artifact_location=(root / "artifacts").as_uri()
+                )
+                mlflow.set_experiment(experiment_id=experiment)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.root = root
+        self.saved = 0  # folders written by save_register
         import sklearn
 
         self.requirements = [f"scikit-learn=={sklearn.__version__}"]
@@ -81,6 +107,29 @@ class MLflowPeer:
                 registered_model_name=name,
             )
         return str(info.registered_model_version)
+
+    def save_register(self, name: str, model: Any) -> str:
+        """The lightest path: ``save_model`` into a folder, ``create_model_version`` of it.
+
+        No run, no artifact copy: the version's source is the folder itself. Creates the
+        registered model on first use (not timed by callers that warm up first).
+        """
+        mlflow, client = self.mlflow, self.client
+        self.saved += 1
+        path = self.root / "saved" / f"{name}-{self.saved}"
+        with quiet():
+            mlflow.sklearn.save_model(
+                model,
+                str(path),
+                pip_requirements=self.requirements,
+                serialization_format="pickle",
+            )
+            try:
+                mv = client.create_model_version(name, source=str(path), await_creation_for=0)
+            except mlflow.exceptions.MlflowException:  # no registered model of that name yet
+                client.create_registered_model(name)
+                mv = client.create_model_version(name, source=str(path), await_creation_for=0)
+        return str(mv.version)
 
     def deploy(self, name: str, version: str, alias: str = "production") -> None:
         """Only move the alias (what ``deploy`` does to the pointer)."""

@@ -40,7 +40,7 @@ def bench_scale(cfg: Config, res: Results) -> None:
         reg.deploy("m", base)
         scen = f"rollback @ {count:,} versions"
         reps = cfg.op_repeats * 2
-        for _ in range(reps):
+        for i in range(reps):
             reg.mark_stable("m", top)
             reg.deploy("m", top)
             res.add(scen, "modelversions", timed(reg.rollback, "m")[0])
@@ -53,7 +53,7 @@ def bench_scale(cfg: Config, res: Results) -> None:
             res.add(
                 f"mark_failed @ {count:,} versions",
                 "modelversions",
-                timed(reg.mark_failed, "m", vs[1], reason="bench")[0],
+                timed(reg.mark_failed, "m", vs[1], reason=f"bench {i % 2}")[0],
             )
 
     small, big = sizes[0], sizes[-1]
@@ -66,7 +66,7 @@ def bench_scale(cfg: Config, res: Results) -> None:
             b.median / a.median,
             2.0,
             False,
-            f"{b.fmt()} / {a.fmt()} (means {b.fmt(b.mean)} / {a.fmt(a.mean)})",
+            f"{b.span()} / {a.span()} (means {b.fmt(b.mean)} / {a.fmt(a.mean)})",
             "<= 2x",
             f"{b.median / a.median:.2f}x",
             "the mean includes the snapshot written every 64 changes",
@@ -94,5 +94,5 @@ def bench_scale(cfg: Config, res: Results) -> None:
             s.median,
             0.1,
             "s",
-            f"median of {len(s.samples)}, max {s.fmt(max(s.samples))}",
+            s.span(),
         )
