@@ -45,6 +45,8 @@ def test_quick_benchmark_writes_its_table(tmp_path: Path) -> None:
             assert f"| cold {op} @ {count} | modelversions, whole process |" in text
     for count in (10, 200):
         assert f"| cold resolve + load at {count} versions vs joblib.load" in text
+        # every record built: a figure beside the lazy versions() row
+        assert f"| cold list-versions @ {count} | modelversions, whole process |" in text
     assert "| CLI `current` at 200 versions vs `import modelversions`" in text
     assert "## Cold start: fresh processes" in text
     # the import from a wheel installed into a venv, against its budget
