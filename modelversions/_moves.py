@@ -92,10 +92,16 @@ def _events(log: Log, name: str, moves: list[dict[str, Any]], where: str) -> lis
     # The model's own Version objects (parsed once, shared with its records), else its
     # cache of version strings (a deleted version).
     index = {text: i for i, text in enumerate(_lazy.order_texts(state.order))}
+    seen: dict[Any, Version] = {}  # a version is named by many moves: look it up once
 
     def parse(text: Any) -> Version:
-        i = index.get(text)
-        return state._version(text) if i is None else state.order[i]
+        v = seen.get(text) if isinstance(text, str) else None
+        if v is None:
+            i = index.get(text)
+            v = state._version(text) if i is None else state.order[i]
+            if isinstance(text, str):
+                seen[text] = v
+        return v
 
     try:
         return [_state.event_from_payload({**m, "name": name}, parse) for m in moves]
