@@ -7,22 +7,34 @@ of explicit versions below the newest too, are snapshotted at a random cut and r
 back lazily; every version the model has, and versions it lacks (above, below,
 between, a pre-release, the same with build metadata), must be found or missed as in
 the eager state, before and after the rest of the log is applied. A non-canonical
-text where the lookup reads it is still refused.
+text where the lookup reads it is still refused, and a snapshot of the older layout
+(no index) is hashed once, its seal still checked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_lazy import ACTIONS, NAME, _do, _eager, _payload, _reseal, _snapshot_of
 
-from modelversions import IntegrityError, ModelRegistry, ModelVersionsError, Version, _state
+from modelversions import (
+    IntegrityError,
+    ModelRegistry,
+    ModelVersionsError,
+    Version,
+    _codec,
+    _state,
+)
 from modelversions._lazy import LazyRecords
 from modelversions._state import ModelState
+from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
 
 SAVE_AS = st.tuples(st.just("save_as"), st.integers(0, 3), st.integers(0, 3))
@@ -99,3 +111,31 @@ def test_a_non_canonical_newest_text_is_refused_when_a_save_is_replayed() -> Non
     }
     with pytest.raises(IntegrityError, match="non-canonical"):
         lazy.apply(save)
+
+
+def test_a_snapshot_without_index_is_hashed_once_and_its_seal_still_checked(
+    tmp_path: Path,
+) -> None:
+    reg = ModelRegistry(LocalBackend(tmp_path, durable=False))
+    for i in range(20):
+        reg.save(NAME, {"w": i})
+    backend = reg.backend
+    (key,) = backend.list(_state.snapshot_prefix(NAME))
+    payload = _payload(backend.read(key))
+    del payload["index"]  # as written before the index existed
+    backend.delete(key)
+    backend.create(key, _reseal(payload))
+    seal = mock.Mock(wraps=_codec.check_seal)
+    with (
+        mock.patch.object(_codec, "check_seal", seal),
+        mock.patch.object(_state, "check_seal", seal),
+    ):
+        assert len(ModelRegistry(tmp_path).versions(NAME)) == 20
+    assert [c.args[1] for c in seal.call_args_list].count(key) == 1
+    data = backend.read(key)
+    backend.delete(key)
+    backend.create(key, data.replace(b'"version":"1.3.0"', b'"version":"1.3.1"'))  # unsealed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [str(mv.version) for mv in ModelRegistry(tmp_path).versions(NAME)][3] == "1.3.0"
+    assert any("checksum" in str(w.message) for w in caught)
