@@ -34,6 +34,7 @@ from modelversions import (
 )
 from modelversions._lazy import LazyRecords
 from modelversions._state import ModelState
+from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
 
@@ -113,18 +114,20 @@ def test_a_non_canonical_newest_text_is_refused_when_a_save_is_replayed() -> Non
         lazy.apply(save)
 
 
+def _rewrite(backend: Backend, key: str, data: bytes) -> None:
+    backend.delete(key)
+    backend.create(key, data)
+
+
 def test_a_snapshot_without_index_is_hashed_once_and_its_seal_still_checked(
     tmp_path: Path,
 ) -> None:
     reg = ModelRegistry(LocalBackend(tmp_path, durable=False))
     for i in range(20):
         reg.save(NAME, {"w": i})
-    backend = reg.backend
-    (key,) = backend.list(_state.snapshot_prefix(NAME))
-    payload = _payload(backend.read(key))
-    del payload["index"]  # as written before the index existed
-    backend.delete(key)
-    backend.create(key, _reseal(payload))
+    (key,) = reg.backend.list(_state.snapshot_prefix(NAME))
+    old = {k: v for k, v in _payload(reg.backend.read(key)).items() if k != "index"}
+    _rewrite(reg.backend, key, _reseal(old))  # as written before the index existed
     seal = mock.Mock(wraps=_codec.check_seal)
     with (
         mock.patch.object(_codec, "check_seal", seal),
@@ -132,9 +135,8 @@ def test_a_snapshot_without_index_is_hashed_once_and_its_seal_still_checked(
     ):
         assert len(ModelRegistry(tmp_path).versions(NAME)) == 20
     assert [c.args[1] for c in seal.call_args_list].count(key) == 1
-    data = backend.read(key)
-    backend.delete(key)
-    backend.create(key, data.replace(b'"version":"1.3.0"', b'"version":"1.3.1"'))  # unsealed
+    data = reg.backend.read(key).replace(b'"version":"1.3.0"', b'"version":"1.3.1"')
+    _rewrite(reg.backend, key, data)  # its seal no longer holds
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert [str(mv.version) for mv in ModelRegistry(tmp_path).versions(NAME)][3] == "1.3.0"
