@@ -95,7 +95,7 @@ class Log:
             # records built on first access (see modelversions._lazy)
             snapshot = ModelState.from_snapshot_bytes(data, name, key)
         if snapshot is None:  # an older layout, or a signature to check over the whole
-            payload = _state.decode(data, key)
+            payload = _state.decode(data, key, sealed=True)  # hashed once, above
             if self.guard is not None:
                 self.guard.check_snapshot(payload, key)
             snapshot = ModelState.from_snapshot(payload, name)

@@ -77,7 +77,8 @@ class VersionOrder(MutableSequence[Version]):
     def __getitem__(self, i: int | slice) -> Version | list[Version]:
         if isinstance(i, slice):
             return [self._at(j) for j in range(*i.indices(len(self._texts)))]
-        return self._at(range(len(self._texts))[i])
+        v = self._parsed[i]  # bisection reads these often: the cached one, if parsed
+        return self._at(i) if v is None else v
 
     def __setitem__(self, i: Any, value: Any) -> None:
         raise TypeError("VersionOrder items are replaced by insert and delete only")
@@ -112,8 +113,8 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     """``Version -> ModelVersion``, each record parsed from its JSON on first access.
 
     The snapshot's versions (``stored``, ascending) are found by bisection; record ``i``
-    is ``data[starts[i] : starts[i + 1] - 1]`` (the last ends before ``end``), its
-    flag ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
+    is ``data[start + offsets[i] : start + offsets[i + 1] - 1]`` (the last ends before
+    ``end``), its flag ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
     built and new ones live in ``built``.
     """
 
@@ -124,17 +125,22 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         "_end",
         "_flags",
         "_gone",
+        "_offsets",
         "_parsed",
-        "_starts",
+        "_start",
         "_stored",
         "_where",
     )
 
     def __init__(
-        self, data: bytes, spans: tuple[list[int], int, str], stored: VersionOrder, where: str
+        self,
+        data: bytes,
+        spans: tuple[int, list[int], int, str],
+        stored: VersionOrder,
+        where: str,
     ) -> None:
         self._data = data
-        self._starts, self._end, self._flags = spans
+        self._start, self._offsets, self._end, self._flags = spans
         self._stored = stored
         self._where = where
         self._gone: set[int] = set()
@@ -147,15 +153,18 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     def _find(self, v: Version) -> int | None:
         """The position of ``v`` among the stored records still pending, or None."""
         stored = self._stored
+        n = len(stored)
+        if n == 0 or v > stored[n - 1]:  # newer than the snapshot (replayed saves): one probe
+            return None
         i = bisect.bisect_left(stored, v)
         if i < len(stored) and i not in self._gone and stored[i] == v:
             return i
         return None
 
     def _bytes(self, i: int) -> bytes:
-        starts = self._starts
-        end = starts[i + 1] - 1 if i + 1 < len(starts) else self._end
-        return self._data[starts[i] : end]
+        offsets, start = self._offsets, self._start
+        end = start + offsets[i + 1] - 1 if i + 1 < len(offsets) else self._end
+        return self._data[start + offsets[i] : end]
 
     # -- what a lazy state offers beyond a dict ------------------------------------
     def position(self, text: str) -> int | None:
@@ -248,16 +257,16 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
             self._built.pop(v, None)
 
     def __len__(self) -> int:
-        return len(self._built) + len(self._starts) - len(self._gone)
+        return len(self._built) + len(self._offsets) - len(self._gone)
 
     def __iter__(self) -> Iterator[Version]:
         yield from list(self._built)
-        for i in range(len(self._starts)):
+        for i in range(len(self._offsets)):
             if i not in self._gone:
                 yield self._stored[i]
 
     def __repr__(self) -> str:
-        pending = len(self._starts) - len(self._gone)
+        pending = len(self._offsets) - len(self._gone)
         return f"LazyRecords({len(self._built)} built, {pending} pending)"
 
 
@@ -388,10 +397,9 @@ def lazy_records(
         raise IntegrityError(f"{where} has a damaged index")
     if len(set(texts)) != len(texts):
         raise IntegrityError(f"{where} lists a version twice")
-    starts = list(map(start.__add__, offsets))
     order = VersionOrder(texts, where)
     stored = VersionOrder(list(texts), where)
-    return LazyRecords(data, (starts, end, flags), stored, where), order
+    return LazyRecords(data, (start, offsets, end, flags), stored, where), order
 
 
 def order_texts(order: Sequence[Version]) -> list[str]:

@@ -297,7 +297,10 @@ class ModelState:
         # Mutate.
         if new_record is not None:
             self.records[new_record.version] = new_record
-            bisect.insort(self.order, new_record.version)
+            if self.order and not self.order[-1] < new_record.version:
+                bisect.insort(self.order, new_record.version)
+            else:  # the newest version yet, as most saves are: no bisection
+                self.order.append(new_record.version)
             if self.highest is None or new_record.version > self.highest:
                 self.highest = new_record.version
         self.records.update(updates)
