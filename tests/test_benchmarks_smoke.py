@@ -51,6 +51,10 @@ def test_quick_benchmark_writes_its_table(tmp_path: Path) -> None:
     assert "## Cold start: fresh processes" in text
     # the import from a wheel installed into a venv, against its budget
     assert "| import modelversions above python -c pass (regular install) | < 25.0 ms |" in text
+    assert (
+        "| from modelversions import ModelRegistry above python -c pass (regular install) "
+        "| < 25.0 ms |"
+    ) in text
     # durable=False beside the durable figures, dispersion in the targets table
     for scenario in ("small save", "deploy", "mark_failed", "rollback"):
         assert f"| {scenario} | modelversions, durable=False |" in text

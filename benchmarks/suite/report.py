@@ -171,7 +171,8 @@ def write_report(cfg: Config, res: Results, info: dict[str, str], elapsed: float
         add(
             f"- {res.facts[key]}"
             if key != "importtime"
-            else f"- Largest self times under `python -X importtime -c 'import modelversions'`: "
+            else "- Largest self times under `python -X importtime -c 'from modelversions "
+            f"import ModelRegistry'` (modules `python -c pass` does not load): "
             f"{res.facts[key]}."
         )
     for texts in res.notes.values():
@@ -251,6 +252,8 @@ def headline(res: Results) -> list[str]:
             out.append(f"loaded again at {t.value:.2f}x joblib.load")
         if t.title.startswith("import"):
             out.append(f"`import modelversions` costs {t.value_text}")
+        if t.title.startswith("from modelversions import"):
+            out.append(f"`from modelversions import ModelRegistry` costs {t.value_text}")
     return out
 
 
@@ -378,7 +381,7 @@ def more_explanations(t: Target, res: Results) -> str:
             "and imports (see the import rows). "
         )
         return work + spans(t)
-    if t.title.startswith("import modelversions"):
+    if t.title.startswith(("import modelversions", "from modelversions")):
         own = next(
             (s for k, s in res.series.items() if k[1].startswith("-X importtime: modelversions")),
             None,
