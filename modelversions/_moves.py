@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from modelversions._commit import Log
     from modelversions._state import ModelState
 
-__all__ = ["check", "moves_key", "moves_prefix", "read", "write"]
+__all__ = ["Seen", "check", "moves_key", "moves_prefix", "read", "write"]
 
 _ACTIONS = frozenset(_state.POINTER_ACTIONS)
 _KEEP = 2  # moves files kept per model (the newest two, like snapshots)
@@ -197,29 +197,36 @@ def _texts_since(log: Log, name: str, last: tuple[int, str, list[str]] | None) -
     return [_text(e) for e in read(log, name)]
 
 
-def check(log: Log, name: str, upto: int) -> list[tuple[str, str]]:
-    """``verify()``'s check, once it found the log sound to entry ``upto``: each moves
-    file of ``name`` up to that entry against the log (its anchor, and every move).
+class Seen:
+    """The log as ``verify()`` replayed it, kept for :func:`check` so the log is read
+    once: the sha256 of each entry and the payload of each pointer move."""
+
+    __slots__ = ("moves", "shas")
+
+    def __init__(self) -> None:
+        self.shas: list[str] = []  # entry seq's at [seq - 1]
+        self.moves: list[tuple[int, dict[str, Any]]] = []
+
+    def add(self, payload: dict[str, Any], sha: str) -> None:
+        """Entry ``len(shas) + 1``, once it was applied."""
+        self.shas.append(sha)
+        if payload.get("action") in _ACTIONS:
+            self.moves.append((len(self.shas), payload))
+
+
+def check(log: Log, name: str, seen: Seen) -> list[tuple[str, str]]:
+    """``verify()``'s check, once it found the log sound (``seen``, entries 1..n): each
+    moves file of ``name`` up to entry n against the log (its anchor, and every move).
     Returns (key, what is wrong) per damaged file."""
     out: list[tuple[str, str]] = []
-    files = _stored(log, name, upto)
-    anchors = dict(files)
-    texts: list[tuple[int, str]] = []  # (seq, text) of each move in the log
-    shas: dict[int, str] = {}
-    for seq in range(1, files[0][0] + 1 if files else 1):
-        key = _state.log_key(name, seq)
-        with storage(f"reading {key}"):
-            data = log.backend.read(key)
-        payload = _state.decode(data, key)
-        if seq in anchors:
-            shas[seq] = _state.entry_sha256(data)
-        if payload.get("action") in _ACTIONS:
-            texts.append((seq, _text(_state.event_from_payload(payload))))
-    for seq, key in files:
+    texts: list[tuple[int, str]] | None = None  # (seq, text) of each move in the log
+    for seq, key in _stored(log, name, len(seen.shas)):
         try:
             head, moves = _load(log, name, key, seq)
-            if head != shas[seq]:
+            if head != seen.shas[seq - 1]:
                 raise IntegrityError(f"{key} is not anchored to entry {seq} (its sha256 differs)")
+            if texts is None:
+                texts = [(at, _text(_state.event_from_payload(p))) for at, p in seen.moves]
             if [json.dumps(m, separators=(",", ":")) for m in moves] != [
                 text for at, text in texts if at <= seq
             ]:

@@ -162,7 +162,8 @@ class Fsck:
         for name in sorted(set(pins) - logged):
             problems.append(VerifyProblem("head", name, "pinned, but the model has no history"))
         for name in sorted(logged):
-            state, log_problems = self._replay_all(name)
+            seen = _moves.Seen()
+            state, log_problems = self._replay_all(name, seen)
             if state is not None and name in pins:
                 why = signing.check_pin(self.backend.read, state, pins[name])
                 if why is not None:
@@ -176,7 +177,7 @@ class Fsck:
             )
             problems.extend(snap_problems)
             removed.extend(snap_removed)
-            moves = [] if log_problems else _moves.check(self.log, name, state.seq)
+            moves = [] if log_problems else _moves.check(self.log, name, seen)
             for key, why in moves:  # a cache of the log, like snapshots
                 problems.append(VerifyProblem("moves-damaged", name, why))
                 if repair:
@@ -360,7 +361,10 @@ class Fsck:
             return None
         return state
 
-    def _replay_all(self, name: str) -> tuple[ModelState | None, list[VerifyProblem]]:
+    def _replay_all(
+        self, name: str, seen: _moves.Seen
+    ) -> tuple[ModelState | None, list[VerifyProblem]]:
+        """Replay the whole log of ``name`` (what it saw goes to ``seen``)."""
         problems: list[VerifyProblem] = []
         state = ModelState(name=name)
         # List before replaying: entries committed meanwhile then only extend the
@@ -383,6 +387,7 @@ class Fsck:
                     state.apply(payload, sha256=sha)
                 else:
                     tracker.apply(state, payload, key, sha)
+                seen.add(payload, sha)
             refusal = None if tracker is None else tracker.refusal()
             if refusal is not None:
                 raise refusal
