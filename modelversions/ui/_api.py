@@ -192,15 +192,22 @@ def model(reader: Reader, name: str, location: str | None) -> dict[str, Any]:
     }
 
 
+def _window(total: int, offset: int, limit: int) -> tuple[int, int, int]:
+    """A newest-first page of ``total`` items as the slice ``[start, stop)`` of the
+    oldest-first sequence, and the ``limit`` it was clamped to (:data:`MAX_LIMIT`)."""
+    limit = min(limit, MAX_LIMIT)
+    stop = max(total - offset, 0)
+    return max(stop - limit, 0), stop, limit
+
+
 def versions_page(reader: Reader, name: str, offset: int, limit: int) -> dict[str, Any]:
     """``GET /api/models/<name>/versions?offset=&limit=``: records newest first;
     ``offset`` skips that many of the newest, ``limit`` (at most :data:`MAX_LIMIT`)."""
     seq, _sha = reader.head(name)
     versions = reader.versions(name)
     total = len(versions)
-    limit = min(limit, MAX_LIMIT)
-    stop = max(total - offset, 0)
-    chosen = versions[max(stop - limit, 0) : stop]
+    start, stop, limit = _window(total, offset, limit)
+    chosen = versions[start:stop]
     deployed: dict[Version, list[str]] = {}
     for env, mv in reader.envs(name).items():
         deployed.setdefault(mv.version, []).append(env)
@@ -239,10 +246,8 @@ def page(reader: Reader, name: str, offset: int, limit: int) -> dict[str, Any]:
     Reads only the entries from the oldest one shown to the head, each checked against
     the hash chain back from the head the registry trusts."""
     total, _sha = reader.head(name)
-    limit = min(limit, MAX_LIMIT)
-    stop = max(total - offset, 0)  # the newest seq shown
-    first = max(stop - limit, 0) + 1
-    chosen = reader.history(name, start=first) if stop else []
+    start, stop, limit = _window(total, offset, limit)  # stop: the newest seq shown
+    chosen = reader.history(name, start=start + 1) if stop else []
     chosen = [e for e in chosen if e.seq <= stop]  # not the entries committed since
     return {
         "name": name,
