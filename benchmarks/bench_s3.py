@@ -1,7 +1,7 @@
 """The registry on S3: latency and request count of each operation, on a local moto server.
 
 Run ``python benchmarks/bench_s3.py`` (about a minute) or ``--quick`` (seconds). It
-starts ``python -m moto.server`` on a free port of 127.0.0.1 (or uses
+starts moto (``tests/_s3server.py``, requests atomic) on a free port of 127.0.0.1 (or uses
 ``--endpoint URL``), then prints one table: for each operation the median, min and
 max latency and the number of S3 requests it sent (counted by the backend, retries
 included). Operations:
@@ -50,12 +50,16 @@ MiB = 1 << 20
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """Start moto on a free port of 127.0.0.1; stop it by its pid at the end."""
+    """Start moto on a free port of 127.0.0.1; stop it by its pid at the end.
+
+    Runs the tests' server (``tests/_s3server.py``): moto's S3 with each request handled
+    under one lock, so conditional writes are atomic as on S3 (plain ``python -m
+    moto.server`` lets two racing ``If-None-Match`` PUTs both succeed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(ROOT / "tests" / "_s3server.py"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
