@@ -263,6 +263,7 @@ class Lifecycle:
         """
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError("mark_failed needs a reason (a non-empty str)")
+        check_text(reason, "reason")
         if env is not None:
             check_env(env)
         target = Version(version)

@@ -53,10 +53,18 @@ def storage(what: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- argument checks
-def check_text(value: object, what: str) -> None:
-    """Refuse a text argument that is neither a ``str`` nor ``None``."""
+#: Longest text argument (a reason, a user name) in characters: each is kept in the history.
+MAX_TEXT = 64 * 1024
+
+
+def check_text(value: object, what: str, *, limit: int = MAX_TEXT) -> None:
+    """Refuse a text argument that is neither a ``str`` nor ``None``, or longer than ``limit``."""
     if value is not None and not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a str or None, not {type(value).__name__}")
+    if value is not None and len(value) > limit:
+        raise InvalidInputError(
+            f"{what} is {len(value):,} characters long; at most {limit:,} are kept in the history"
+        )
 
 
 def check_flag(value: object, what: str) -> None:

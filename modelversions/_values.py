@@ -32,9 +32,11 @@ from modelversions.errors import InvalidInputError
 __all__ = [
     "EMPTY",
     "MAX_DEPTH",
+    "MAX_METADATA_BYTES",
     "TAG",
     "FrozenDict",
     "FrozenList",
+    "check_metadata_size",
     "from_json",
     "normalize",
     "to_json",
@@ -44,6 +46,9 @@ __all__ = [
 MAX_DEPTH = 32
 #: Largest integer magnitude, in bits, accepted (larger numbers: store them as text).
 MAX_INT_BITS = 1024
+#: Most bytes one version's metrics, params, tags and description take as stored JSON:
+#: every reader of the model replays them, so large data belongs in an artifact.
+MAX_METADATA_BYTES = 1 << 20
 #: The key of the storage form of a non-finite float.
 TAG = "$float"
 
@@ -196,6 +201,29 @@ def _normalize(value: Any, path: str, depth: int) -> Any:
         f"{path} is a {type(value).__name__}, which cannot be stored: use str, int, float, "
         "bool, None, lists and mappings with str keys (numpy scalars are converted)"
     )
+
+
+def check_metadata_size(meta: Mapping[str, Any]) -> None:
+    """Refuse normalized metadata whose stored JSON exceeds :data:`MAX_METADATA_BYTES`.
+
+    ``meta`` maps field names (``metrics``, ``params``, ``tags``, ``description``) to
+    normalized values; the size is that of their JSON as the history stores it.
+
+    >>> check_metadata_size({"metrics": normalize({"auc": 0.9}, "metrics")})
+    >>> check_metadata_size({"description": "x" * (MAX_METADATA_BYTES + 1)})
+    Traceback (most recent call last):
+    ...
+    modelversions.errors.InvalidInputError: ... take 1,048,595 bytes as stored JSON; ...
+    """
+    import json
+
+    size = len(json.dumps({k: to_json(v) for k, v in meta.items()}, separators=(",", ":")))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInputError(
+            f"metrics, params, tags and description take {size:,} bytes as stored JSON; at "
+            f"most {MAX_METADATA_BYTES:,} (1 MiB): store large data in the artifact, or in a "
+            "file with save(path=...)"
+        )
 
 
 def to_json(value: Any) -> Any:

@@ -230,7 +230,8 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         Raises:
             InvalidNameError, InvalidVersionError, InvalidInputError: bad arguments (a
                 value that cannot be stored is named by its path), checked before anything
-                is written, like a bump past the version limits.
+                is written, like a bump past the version limits, or metrics, params, tags
+                and description over 1 MiB as stored JSON (``_values.MAX_METADATA_BYTES``).
             VersionExistsError: an equal version exists (build metadata aside), or existed
                 and was deleted (version numbers are never reused).
             SerializerNotFoundError: ``serializer`` names none installed here.
@@ -249,13 +250,14 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         if not isinstance(bump, str) or bump not in _rules.BUMPS:
             raise InvalidInputError(f"bump must be one of {', '.join(_rules.BUMPS)}, not {bump!r}")
         explicit = None if version is None else Version(version)
-        check_text(description, "description")
+        check_text(description, "description", limit=_values.MAX_METADATA_BYTES)
         meta = {
             "metrics": _values.normalize(metrics, "metrics"),
             "params": _values.normalize(params, "params"),
             "tags": _values.normalize(tags, "tags"),
             "description": description,
         }
+        _values.check_metadata_size(meta)  # before the artifact is written
 
         artifact = artifact_for(
             model, path, serializer=serializer, compress=compress, progress=make_progress(progress)

@@ -21,7 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelversions import ModelRegistry, ModelVersion, Version, _state
-from modelversions._values import MAX_DEPTH, FrozenDict, FrozenList, from_json, normalize, to_json
+from modelversions._values import (
+    MAX_DEPTH,
+    MAX_METADATA_BYTES,
+    FrozenDict,
+    FrozenList,
+    from_json,
+    normalize,
+    to_json,
+)
 from modelversions.errors import (
     InvalidInputError,
     InvalidNameError,
@@ -251,6 +259,56 @@ def test_unstorable_value_is_refused_with_its_path_and_nothing_is_written(
     with pytest.raises(InvalidInputError, match=path):
         reg.save("m", 2, **kwargs)
     assert observable(reg, "m") == before
+
+
+_MIB = MAX_METADATA_BYTES
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"metrics": {"blob": "x" * _MIB}},
+        {"params": {"grid": list(range(_MIB // 4))}},
+        {"tags": {"a": "x" * (_MIB // 2)}, "description": "y" * (_MIB // 2)},
+        {"description": "z" * (_MIB + 1)},
+        {"metrics": {"e": "\u00e9" * (_MIB // 5)}},  # 6 stored bytes each (\\u00e9)
+    ],
+)
+def test_metadata_over_one_mib_is_refused_before_anything_is_written(
+    reg: ModelRegistry, kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"at most 1,048,576"):
+        reg.save("m", 1, **kwargs)
+    assert reg.backend.list("") == []  # not even the artifact
+    reg.save("m", 1)
+    before = observable(reg, "m")
+    with pytest.raises(InvalidInputError):
+        reg.save("m", 2, **kwargs)
+    assert observable(reg, "m") == before
+
+
+def test_metadata_just_under_the_limit_is_stored_and_read_back(reg: ModelRegistry) -> None:
+    empty = {"metrics": {"blob": ""}, "params": {}, "tags": {}, "description": None}
+    overhead = len(json.dumps(empty, separators=(",", ":")))
+    blob = "x" * (MAX_METADATA_BYTES - overhead)
+    reg.save("m", 1, metrics={"blob": blob})
+    assert ModelRegistry(reg.backend).versions("m")[-1].metrics["blob"] == blob
+
+
+@pytest.mark.parametrize("call", ["mark_failed", "mark_stable", "rollback"])
+def test_a_reason_over_64k_characters_is_refused_and_nothing_changes(
+    reg: ModelRegistry, call: str
+) -> None:
+    reg.save("m", 1)
+    reg.mark_stable("m", "1.0.0")
+    reg.save("m", 2)
+    reg.deploy("m", "1.1.0")
+    before = observable(reg, "m")
+    args = ("m",) if call == "rollback" else ("m", "1.1.0")
+    with pytest.raises(InvalidInputError, match="reason is 65,537 characters long"):
+        getattr(reg, call)(*args, reason="r" * (64 * 1024 + 1))
+    assert observable(reg, "m") == before
+    getattr(reg, call)(*args, reason="r" * (64 * 1024))  # at the limit: accepted
 
 
 def test_absurd_depth_and_cycles_are_refused_cleanly(reg: ModelRegistry) -> None:
