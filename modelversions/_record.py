@@ -76,16 +76,17 @@ class _DataclassInfo:
         assert cls is not None
         model = dataclasses.make_dataclass(
             cls.__name__,
-            [
-                (name, kind, dataclasses.field(**_options(spec)))
-                for name, kind, spec in self.specs
-            ],
+            [(name, kind, dataclasses.field(**_options(spec))) for name, kind, spec in self.specs],
             frozen=self.frozen,
             slots=self.slots,
         )
         for attr in ("__dataclass_fields__", "__dataclass_params__"):
             setattr(cls, attr, getattr(model, attr))
         return getattr(cls, self.attr)
+
+
+def _has_default(spec: _Field) -> bool:
+    return spec.default is not _MISSING or spec.default_factory is not _MISSING
 
 
 def _options(spec: _Field) -> dict[str, Any]:
@@ -127,9 +128,8 @@ def _build(cls: type, frozen: bool, slots: bool) -> type:
             raise TypeError(f"record {cls.__name__}: ClassVar and InitVar are not supported")
         value = vars(cls).get(name, _MISSING)
         spec = value if isinstance(value, _Field) else _Field(value, _MISSING, True, True)
-        if spec.default is _MISSING and spec.default_factory is _MISSING and specs:
-            if specs[-1][2].default is not _MISSING or specs[-1][2].default_factory is not _MISSING:
-                raise TypeError(f"non-default argument {name!r} follows default argument")
+        if specs and _has_default(specs[-1][2]) and not _has_default(spec):
+            raise TypeError(f"non-default argument {name!r} follows default argument")
         specs.append((name, kind, spec))
     names = tuple(name for name, _, _ in specs)
     namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
@@ -213,7 +213,7 @@ def _methods(
             methods.update(_state_methods(names))
     if sys.version_info >= (3, 13):
 
-        def __replace__(self: Any, /, **changes: Any) -> Any:  # noqa: N807
+        def __replace__(self: Any, /, **changes: Any) -> Any:
             import dataclasses
 
             return dataclasses.replace(self, **changes)
@@ -222,16 +222,16 @@ def _methods(
     return methods
 
 
-def _frozen_methods(cls: type, names: frozenset[str]) -> dict[str, Any]:
-    def __setattr__(self: Any, name: str, value: Any) -> None:  # noqa: N807
-        if type(self) is cls or name in names:
+def _frozen_methods(owner: Any, names: frozenset[str]) -> dict[str, Any]:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is owner or name in names:
             raise _frozen_error(name)
-        super(cls, self).__setattr__(name, value)
+        super(owner, self).__setattr__(name, value)
 
-    def __delattr__(self: Any, name: str) -> None:  # noqa: N807
-        if type(self) is cls or name in names:
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is owner or name in names:
             raise _frozen_error(name)
-        super(cls, self).__delattr__(name)
+        super(owner, self).__delattr__(name)
 
     return {"__setattr__": __setattr__, "__delattr__": __delattr__}
 
@@ -239,10 +239,10 @@ def _frozen_methods(cls: type, names: frozenset[str]) -> dict[str, Any]:
 def _state_methods(names: list[str]) -> dict[str, Any]:
     """Pickling a frozen slotted class, in dataclass's format (a list of the values)."""
 
-    def __getstate__(self: Any) -> list[Any]:  # noqa: N807
+    def __getstate__(self: Any) -> list[Any]:
         return [getattr(self, name) for name in names]
 
-    def __setstate__(self: Any, state: list[Any]) -> None:  # noqa: N807
+    def __setstate__(self: Any, state: list[Any]) -> None:
         for name, value in zip(names, state):  # noqa: B905 (dataclass's zip)
             object.__setattr__(self, name, value)
 
