@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from operator import attrgetter
 from reprlib import recursive_repr
 from typing import Any
 
@@ -98,10 +99,10 @@ def _options(spec: _Field) -> dict[str, Any]:
     return options
 
 
-def _frozen_error(name: str) -> AttributeError:
+def _frozen_error(name: str, verb: str) -> AttributeError:
     from dataclasses import FrozenInstanceError
 
-    return FrozenInstanceError(f"cannot assign to field {name!r}")
+    return FrozenInstanceError(f"cannot {verb} field {name!r}")
 
 
 def record(*, frozen: bool = False, slots: bool = False) -> Callable[[type], type]:
@@ -182,31 +183,11 @@ def _methods(
         )
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
-    mine = f"({''.join(f'self.{n},' for n in compared)})"
-    theirs = f"({''.join(f'other.{n},' for n in compared)})"
-    source = [
-        f"def __init__(self, {', '.join(params)}):",
-        *(body or ["    pass"]),
-        "def __repr__(self):",
-        "    return self.__class__.__qualname__ + f'("
-        + ", ".join(f"{n}={{self.{n}!r}}" for n in shown)
-        + ")'",
-        "def __eq__(self, other):",
-        "    if other.__class__ is self.__class__:",
-        f"        return {mine} == {theirs}",
-        "    return NotImplemented",
-        "def __hash__(self):",
-        f"    return hash({mine})",
-    ]
+    source = [f"def __init__(self, {', '.join(params)}):", *(body or ["    pass"])]
     exec(compile("\n".join(source), f"<record {cls.__qualname__}>", "exec"), env)
     init = env["__init__"]
     init.__annotations__ = {name: kind for name, kind, _ in specs} | {"return": None}
-    methods: dict[str, Any] = {
-        "__init__": init,
-        "__repr__": recursive_repr()(env["__repr__"]),
-        "__eq__": env["__eq__"],
-        "__hash__": env["__hash__"] if frozen else None,
-    }
+    methods: dict[str, Any] = {"__init__": init, **_value_methods(shown, compared, frozen)}
     if frozen:
         methods.update(_frozen_methods(cls, frozenset(names)))
         if slots:
@@ -222,15 +203,43 @@ def _methods(
     return methods
 
 
+def _value_methods(shown: list[str], compared: list[str], frozen: bool) -> dict[str, Any]:
+    """``__repr__``, ``__eq__`` and ``__hash__`` as dataclass writes them, over the
+    fields' values as one tuple (only ``__init__`` is compiled: the costly part)."""
+    key: Callable[[Any], tuple[Any, ...]]
+    if len(compared) >= 2:
+        key = attrgetter(*compared)
+    else:
+        key = lambda obj: tuple(getattr(obj, name) for name in compared)  # noqa: E731
+
+    def __repr__(self: Any) -> str:
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
+        return f"{self.__class__.__qualname__}({values})"
+
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    return {
+        "__repr__": recursive_repr()(__repr__),
+        "__eq__": __eq__,
+        "__hash__": __hash__ if frozen else None,
+    }
+
+
 def _frozen_methods(owner: Any, names: frozenset[str]) -> dict[str, Any]:
     def __setattr__(self: Any, name: str, value: Any) -> None:
         if type(self) is owner or name in names:
-            raise _frozen_error(name)
+            raise _frozen_error(name, "assign to")
         super(owner, self).__setattr__(name, value)
 
     def __delattr__(self: Any, name: str) -> None:
         if type(self) is owner or name in names:
-            raise _frozen_error(name)
+            raise _frozen_error(name, "delete")
         super(owner, self).__delattr__(name)
 
     return {"__setattr__": __setattr__, "__delattr__": __delattr__}
