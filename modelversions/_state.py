@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _lazy
@@ -57,6 +56,7 @@ from modelversions.version import Version
 if TYPE_CHECKING:  # a dataclass to type checkers; built without dataclasses (see _record)
     from dataclasses import dataclass as record
     from dataclasses import field
+    from datetime import datetime
 else:
     from modelversions._record import field, record
 

@@ -11,9 +11,9 @@ import enum
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from modelversions._util import datetime, timezone
 from modelversions._values import EMPTY, FrozenDict, from_json, normalize, to_json
 from modelversions._version_list import VersionList
 from modelversions.errors import IntegrityError

@@ -30,6 +30,7 @@ HEAVY = (
     "argparse",
     "asyncio",
     "dataclasses",
+    "datetime",
     "getpass",
     "hashlib",
     "inspect",
