@@ -143,21 +143,24 @@ def _build(cls: type, frozen: bool, slots: bool) -> type:
     namespace["__match_args__"] = names
     for attr in ("__dataclass_fields__", "__dataclass_params__"):
         namespace[attr] = _DataclassInfo(attr, specs, frozen, slots)
-    new = type(cls)(cls.__name__, cls.__bases__, namespace)
-    new.__qualname__ = cls.__qualname__
-    for attr in ("__dataclass_fields__", "__dataclass_params__"):
-        vars(new)[attr].owner = new
-    methods = _methods(new, specs, frozen, slots)
+    # The methods go in the namespace: setting them on the built class would update its
+    # slots one by one (the costly part of building a class).
+    built: list[type] = []  # the class, for the frozen methods' super() call
+    methods = _methods(cls, specs, frozen, slots, built)
     for name, method in methods.items():
         if method is not None:
-            method.__qualname__ = f"{new.__qualname__}.{name}"
-            method.__module__ = new.__module__
-        setattr(new, name, method)
+            method.__qualname__ = f"{cls.__qualname__}.{name}"
+            method.__module__ = cls.__module__
+    namespace.update(methods, __qualname__=cls.__qualname__)
+    new = type(cls)(cls.__name__, cls.__bases__, namespace)
+    built.append(new)
+    for attr in ("__dataclass_fields__", "__dataclass_params__"):
+        vars(new)[attr].owner = new
     return new
 
 
 def _methods(
-    cls: type, specs: list[tuple[str, Any, _Field]], frozen: bool, slots: bool
+    cls: type, specs: list[tuple[str, Any, _Field]], frozen: bool, slots: bool, built: list[type]
 ) -> dict[str, Any]:
     names = [name for name, _, _ in specs]
     shown = [name for name, _, spec in specs if spec.repr]
@@ -189,7 +192,7 @@ def _methods(
     init.__annotations__ = {name: kind for name, kind, _ in specs} | {"return": None}
     methods: dict[str, Any] = {"__init__": init, **_value_methods(shown, compared, frozen)}
     if frozen:
-        methods.update(_frozen_methods(cls, frozenset(names)))
+        methods.update(_frozen_methods(built, frozenset(names)))
         if slots:
             methods.update(_state_methods(names))
     if sys.version_info >= (3, 13):
@@ -231,16 +234,16 @@ def _value_methods(shown: list[str], compared: list[str], frozen: bool) -> dict[
     }
 
 
-def _frozen_methods(owner: Any, names: frozenset[str]) -> dict[str, Any]:
+def _frozen_methods(built: list[Any], names: frozenset[str]) -> dict[str, Any]:
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        if type(self) is owner or name in names:
+        if type(self) is built[0] or name in names:
             raise _frozen_error(name, "assign to")
-        super(owner, self).__setattr__(name, value)
+        super(built[0], self).__setattr__(name, value)
 
     def __delattr__(self: Any, name: str) -> None:
-        if type(self) is owner or name in names:
+        if type(self) is built[0] or name in names:
             raise _frozen_error(name, "delete")
-        super(owner, self).__delattr__(name)
+        super(built[0], self).__delattr__(name)
 
     return {"__setattr__": __setattr__, "__delattr__": __delattr__}
 
