@@ -8,13 +8,53 @@ snapshot into canonical, sealed JSON bytes and back. Pure functions: no I/O, no 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from modelversions.errors import IntegrityError
+
+# CPython's own sha256, ~3 ms cheaper to import than OpenSSL's (hashlib's); None when
+# the interpreter has none (hashlib is then used for everything).
+_builtin_sha256: Any
+try:
+    _builtin_sha256 = __import__("_sha2" if sys.version_info >= (3, 12) else "_sha256").sha256
+except ImportError:  # pragma: no cover (an interpreter without it)
+    _builtin_sha256 = None
+
+#: Bytes a process hashes with the builtin sha256 before switching to hashlib's
+#: (OpenSSL: ~3 ms to import, ~6x the throughput: the builtin costs ~2.8 ms more per MiB,
+#: so at most ~0.7 ms is lost when hashlib is needed after all). A CLI call or a fresh
+#: registry reading a small history never imports hashlib; a large snapshot does.
+_BUILTIN_BUDGET = 256 << 10
+_budget = _BUILTIN_BUDGET
+
+
+class Digest(Protocol):
+    """What both sha256 implementations offer."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def sha256(data: bytes | memoryview = b"", size: int | None = None) -> Digest:
+    """A ``hashlib.sha256`` object over ``data``, from the cheapest implementation to
+    import: the builtin one for the first :data:`_BUILTIN_BUDGET` bytes a process hashes
+    (``size``: how many bytes will be hashed in all, if more than ``data``), OpenSSL's
+    from then on. Both give the same digests."""
+    global _budget
+    size = len(data) if size is None else size
+    if _builtin_sha256 is not None and size <= _budget:
+        _budget -= size
+        digest: Digest = _builtin_sha256(data)
+        return digest
+    _budget = 0
+    import hashlib
+
+    return hashlib.sha256(data)
+
 
 SCHEMA = 1
 POINTER_ACTIONS = frozenset({"deploy", "rollback"})
@@ -50,7 +90,7 @@ def entry_sha256(data: bytes) -> str:
     Entry ``N`` records this hash of entry ``N-1`` as its ``prev`` (``null`` for entry
     1), and a snapshot at ``N`` records it for entry ``N`` as its ``head_sha256``.
     """
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def snapshot_prefix(name: str) -> str:
@@ -82,7 +122,7 @@ def seal(body: bytes) -> bytes:
     """Prefix a JSON object's bytes with their sha256 (see ``_SEAL_HEAD``)."""
     rest = body[1:] if body == b"{}" else b"," + body[1:]
     template = _SEAL_HEAD + _SEAL_ZEROS + b'"' + rest
-    digest = hashlib.sha256(template).hexdigest().encode()
+    digest = sha256(template).hexdigest().encode()
     return _SEAL_HEAD + digest + template[_SEAL_END:]
 
 
@@ -96,7 +136,7 @@ def check_seal(data: bytes, where: str) -> None:
     if not data.startswith(_SEAL_HEAD) or len(data) < _SEAL_END + 2:
         raise IntegrityError(f"{where} is damaged (no checksum: truncated or not ours)")
     stored = data[len(_SEAL_HEAD) : _SEAL_END]
-    digest = hashlib.sha256(_SEAL_HEAD + _SEAL_ZEROS)
+    digest = sha256(_SEAL_HEAD + _SEAL_ZEROS, size=len(data))
     digest.update(memoryview(data)[_SEAL_END:])  # no copy of a large snapshot
     actual = digest.hexdigest().encode()
     if stored != actual:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from modelversions import _moves, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
-from modelversions._util import host_name, now, storage
+from modelversions._util import host_name, login_name, now, storage
 from modelversions.backends import Backend
 from modelversions.errors import (
     ConcurrentUpdateError,
@@ -71,18 +71,30 @@ class Log:
     """The models' logs in one backend, as one registry object sees them."""
 
     def __init__(
-        self, backend: Backend, *, user: str, max_retries: int, guard: Guard | None = None
+        self,
+        backend: Backend,
+        *,
+        user: str | None,
+        max_retries: int,
+        guard: Guard | None = None,
     ) -> None:
         self.backend = backend
         # Signing keys and pinned heads (modelversions.signing); None: neither is set.
         self.guard = guard
-        self.user = user
+        self._user = user  # None: the login name, looked up by the first write
         self.host = host_name()
         self.max_retries = max_retries
         self.lock = threading.RLock()
         self.states: dict[str, ModelState] = {}
         # Per model: seq -> (event, sha256 of the entry's bytes, its "prev" or _UNCHAINED).
         self.events: dict[str, dict[int, tuple[Event, str, object]]] = {}
+
+    @property
+    def user(self) -> str:
+        """Who writes: the ``user=`` given, else the login name (see ``login_name``)."""
+        if self._user is None:
+            self._user = login_name()
+        return self._user
 
     # ------------------------------------------------------------------ state reading
     def read_snapshot(self, name: str, key: str, seq: int) -> ModelState:

@@ -12,7 +12,6 @@ loaded here (:func:`check_failure`). This module never writes to the registry's 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -21,6 +20,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from modelversions import _state
+from modelversions._codec import sha256
 from modelversions._commit import Log
 from modelversions._saving import check_loadable
 from modelversions._util import storage
@@ -155,7 +155,8 @@ class Loader:
                 if mv.size <= _SMALL_ARTIFACT:
                     data = backend.read(key)
                     if serializer is not None:
-                        serialization_check(what, mv, hashlib.sha256(data).hexdigest(), len(data))
+                        digest = sha256(data).hexdigest()
+                        serialization_check(what, mv, digest, len(data))
                         return serializer.load(io.BytesIO(data))
                     return serialization.load_model_bytes(
                         data, sha256=mv.sha256, size=mv.size, what=what
@@ -226,7 +227,7 @@ class Loader:
         try:
             with storage(f"reading the manifest of {what} ({key})"):
                 data = self.log.backend.read(key)
-                sha, size = hashlib.sha256(data).hexdigest(), len(data)
+                sha, size = sha256(data).hexdigest(), len(data)
                 serialization_check(f"the manifest of {what} ({key})", mv, sha, size)
                 manifest = parse(data, key)
                 return self.checkouts.path(

@@ -14,11 +14,9 @@ and snapshots written before the chain lack the fields and are not checked.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelversions import _lazy
 
@@ -54,6 +52,13 @@ from modelversions.records import (
     _replace,
 )
 from modelversions.version import Version
+
+if TYPE_CHECKING:  # a dataclass to type checkers; built without dataclasses (see _record)
+    from dataclasses import dataclass as record
+    from dataclasses import field
+    from datetime import datetime
+else:
+    from modelversions._record import field, record
 
 __all__ = [
     "POINTER_ACTIONS",
@@ -108,35 +113,35 @@ def event_from_payload(
     )
 
 
-@dataclasses.dataclass
+@record()
 class ModelState:
     """Versions, statuses and env pointers of one model as of event ``seq``."""
 
     name: str
     seq: int = 0
-    records: dict[Version, ModelVersion] = dataclasses.field(default_factory=dict)
-    order: list[Version] = dataclasses.field(default_factory=list)
-    pointers: dict[str, Version] = dataclasses.field(default_factory=dict)
+    records: dict[Version, ModelVersion] = field(default_factory=dict)
+    order: list[Version] = field(default_factory=list)
+    pointers: dict[str, Version] = field(default_factory=dict)
     last_time: datetime | None = None
     # sha256 of the stored bytes of entry ``seq`` (see entry_sha256); None when unknown.
     head_sha256: str | None = None
     # Entry ``seq`` records a ``prev``: every later entry must too (once chained, a log
     # stays chained, so stripping ``prev`` from the newest entries is caught).
-    chained: bool = dataclasses.field(default=False, repr=False, compare=False)
+    chained: bool = field(default=False, repr=False, compare=False)
     # Version numbers are never reused: versions deleted (-> the delete's time) and the
     # highest version ever saved, deleted or not.
-    deleted: dict[Version, str] = dataclasses.field(default_factory=dict)
+    deleted: dict[Version, str] = field(default_factory=dict)
     highest: Version | None = None
     # Built from a snapshot written before `deleted`/`highest` were kept (they may be
     # incomplete): readers replay the log instead (see modelversions._commit.Log).
-    legacy: bool = dataclasses.field(default=False, repr=False, compare=False)
+    legacy: bool = field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
-    _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
+    _fragments: dict[Version, tuple[ModelVersion, str]] = field(
         default_factory=dict, repr=False, compare=False
     )
     # Version strings already parsed: an entry names versions its model already has.
-    _parsed: dict[str, Version] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    _parsed: dict[str, Version] = field(default_factory=dict, repr=False, compare=False)
 
     # -- queries -------------------------------------------------------------------
     def versions(self) -> VersionList:

@@ -40,7 +40,6 @@ from modelversions._util import (
     check_int,
     check_seconds,
     check_text,
-    login_name,
     now,
     storage,
 )
@@ -146,9 +145,7 @@ class ModelRegistry(Lifecycle, FileVersions, Retention, Trust):
         check_int(max_retries, "max_retries", 1)
         with storage("opening the registry"):
             self._backend = open_backend(location, **dict(storage_options or {}))
-        self._log = Log(
-            self._backend, user=user or login_name(), max_retries=max_retries, guard=guard
-        )
+        self._log = Log(self._backend, user=user or None, max_retries=max_retries, guard=guard)
         self._checks: dict[str, Check] = {}
         for name, check in (checks or {}).items():
             self.set_check(name, check)

@@ -15,8 +15,10 @@ The rooms, each importing only the ones listed before it:
 - ``_render``: how versions and events read (table rows, JSON shapes, deploy and
   rollback reports).
 - ``_commands``: one ``cmd_*`` function per subcommand.
-- ``_parser``: ``build_parser``, the numeric-option checks, and ``parse_args``, which
-  first tries a parser with only the named subcommand (cheaper to build).
+- ``_parser``: the option table, ``build_parser`` (argparse, built from the table), the
+  numeric-option checks, and ``parse_args``, which reads a plain command line from the
+  table without importing argparse, else first tries a parser with only the named
+  subcommand (cheaper to build).
 - ``_main``: ``main``: open the registry, run the command, map errors to exit codes.
 """
 

@@ -8,7 +8,6 @@ shows what it returns. Library errors propagate to :func:`modelversions.cli.main
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -39,9 +38,11 @@ from modelversions.cli._render import (
 from modelversions.cli._shell import ENV_VAR, EXIT_INTEGRITY, EXIT_OK
 
 if TYPE_CHECKING:  # only verify's report needs modelversions.fsck, imported by verify
+    import argparse  # a plain command line is parsed without it (see _parser.parse_args)
+
     from modelversions import Event, VerifyReport
 
-Command = Callable[[ModelRegistry, argparse.Namespace, _Out], int]
+Command = Callable[[ModelRegistry, "argparse.Namespace", _Out], int]
 
 
 def _committed(

@@ -7,10 +7,10 @@ an exit code (see :mod:`modelversions.cli._shell`); a closed pipe ends quietly.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from modelversions import ModelRegistry, ModelVersionsError
 from modelversions.cli._commands import Command
@@ -24,6 +24,9 @@ from modelversions.cli._shell import (
     _exit_code,
     _Failure,
 )
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _open(args: argparse.Namespace) -> ModelRegistry:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -28,6 +27,8 @@ _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape_char(ch: str) -> str:
+    import unicodedata  # only for text that is not printable (see _safe)
+
     if ch in _NAMED_ESCAPES:
         return _NAMED_ESCAPES[ch]
     code = ord(ch)

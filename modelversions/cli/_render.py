@@ -9,12 +9,15 @@ status); prints only through :class:`~modelversions.cli._output._Out`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelversions import Event, ModelRegistry, ModelVersion, ModelVersionsError
+from modelversions._util import timezone  # datetime's, without importing datetime.py
 from modelversions.cli._output import _Out
 from modelversions.serializers import PATH_FORMAT, get_serializer
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def _when(value: datetime) -> str:
