@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Mutable
 from datetime import datetime
 from typing import Any
 
-from modelversions import _lazy
+from modelversions import _blocks, _lazy
 
 # The stored layout, re-exported: callers write ``_state.log_key``, ``_state.encode``.
 from modelversions._codec import (
@@ -132,7 +132,7 @@ class ModelState:
     legacy: bool = dataclasses.field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
-    _fragments: dict[Version, tuple[ModelVersion, str]] = dataclasses.field(
+    _fragments: dict[Version, tuple[ModelVersion, bytes]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )
     # Version strings already parsed: an entry names versions its model already has.
@@ -342,18 +342,24 @@ class ModelState:
             "highest": None if self.highest is None else str(self.highest),
         }
 
-    def encode_snapshot(self) -> bytes:
-        """``encode(self.to_snapshot())``, encoding only the records changed since last time.
+    def encode_snapshot(self, *, seal: Callable[[bytes], bytes] = seal) -> bytes:
+        """This state as a layout-2 snapshot (:mod:`modelversions._blocks`), its head
+        stored by ``seal`` (``signing.Keyring`` signs it), encoding only the records
+        changed since last time.
 
         A snapshot of a model with many versions is mostly unchanged records; reusing
         their JSON keeps the periodic snapshot cheap (its cost no longer grows with the
-        cost of re-encoding every record).
+        cost of re-encoding every record). JSON copied from a lazily read snapshot
+        comes from blocks checked against their digest, so damaged bytes are never
+        sealed anew. ``encode(self.to_snapshot())`` is the same state in layout 1.
         """
         cached = self._fragments
-        fresh: dict[Version, tuple[ModelVersion, str]] = {}
+        fresh: dict[Version, tuple[ModelVersion, bytes]] = {}
         lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
+        if lazy is not None:
+            lazy.prefetch()  # one read of the blocks, not one per block
         texts = _lazy.order_texts(self.order)
-        parts: list[str] = []
+        parts: list[bytes] = []
         flags: list[str] = []
         for i, v_text in enumerate(texts):
             stored = None if lazy is None else lazy.stored(v_text)
@@ -369,24 +375,23 @@ class ModelState:
             else:
                 text = json.dumps(
                     mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False
-                )
+                ).encode()
             fresh[v] = (mv, text)
             parts.append(text)
             flags.append(_lazy.flag(mv))
         self._fragments = fresh
+        index = _lazy.encode_index(texts, flags, [])
+        del index["offsets"]  # records are found by block (see _blocks)
         head = {
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
             "head_sha256": self.head_sha256,
-            "index": _lazy.encode_index(texts, flags, parts),
+            "index": index,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
-        # Keys sort as deleted, head_sha256, highest, index, name, pointers, schema, seq,
-        # versions: append "versions" last.
-        text = json.dumps(head, separators=(",", ":"), sort_keys=True)
-        return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
+        return _blocks.encode(head, parts, seal)
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
@@ -401,11 +406,18 @@ class ModelState:
 
     @classmethod
     def from_snapshot_bytes(cls, data: bytes, name: str, where: str) -> ModelState | None:
-        """The state sealed snapshot ``data`` holds, its records built on first access.
+        """The state snapshot ``data`` holds, its records built on first access.
 
-        Parses the head and the index only (see :mod:`modelversions._lazy`); None for
-        a snapshot without an index (an older layout: use :meth:`from_snapshot`).
+        Layout 2 (a head line, then blocks): the head's seal is checked here. Layout 1:
+        parses the head and the index only (see :mod:`modelversions._lazy`), the seal
+        being checked by the caller; None for a snapshot without an index (an older
+        layout: use :meth:`from_snapshot`). A signature is the caller's to check.
         """
+        nl = data.find(b"\n")
+        if nl >= 0 and _blocks.is_head(data[:nl]):
+            head = decode(data[:nl], where, sealed=True)
+            head.pop("signature", None)
+            return cls.from_head(head, name, where, lambda a, b: data[a:b], nl + 1)
         split = _lazy.split_snapshot(data, where)
         if split is None:
             return None
@@ -417,6 +429,31 @@ class ModelState:
                 f"{where} has schema {head.get('schema')!r}; this library reads schema {SCHEMA}"
             )
         records, order = _lazy.lazy_records(data, start, head["index"], where)
+        return cls._from_head(head, name, records, order)
+
+    @classmethod
+    def from_head(
+        cls,
+        head: Mapping[str, Any],
+        name: str,
+        where: str,
+        fetch: _blocks.Fetch,
+        head_end: int,
+        *,
+        rest: bytes = b"",
+        recover: _blocks.Recover | None = None,
+    ) -> ModelState:
+        """The state a layout-2 snapshot's checked ``head`` describes, its records read
+        by block through ``fetch`` when first used (``rest``: bytes already read after
+        the head; ``recover``: the log's records, for a block that is gone or damaged).
+        """
+
+        def source(texts: list[str]) -> _blocks.Blocks:
+            blocks = _blocks.Blocks(fetch, head_end, head.get("records"), texts, where, recover)
+            blocks.keep(rest)
+            return blocks
+
+        records, order = _lazy.block_records(head.get("index"), source, where)
         return cls._from_head(head, name, records, order)
 
     @classmethod

@@ -11,11 +11,11 @@ IntegrityError, and a registry falls back to the log.
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from typing import Any
 
 import pytest
+from _tamper import snapshot_payload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,7 +154,7 @@ def test_lazy_state_equals_eager_replay(
     assert _views(lazy) == _views(full)
     # the dataclass equality (records, order, pointers, ...) with the eager read of the
     # same snapshot (a snapshot does not keep last_time, whichever way it is read)
-    eager = ModelState.from_snapshot(_state.decode(data, "snapshot"), NAME)
+    eager = ModelState.from_snapshot(snapshot_payload(data), NAME)
     for payload, sha in entries[at:]:
         eager.apply(payload, sha256=sha)
     assert lazy == eager
@@ -163,8 +163,9 @@ def test_lazy_state_equals_eager_replay(
 
 
 def _snapshot_of(count: int) -> tuple[ModelState, bytes]:
+    """A state and its snapshot in layout 1 (what the library wrote before layout 2)."""
     state = _eager(_history([("save", None)] * (count - 1)))
-    return state, state.encode_snapshot()
+    return state, _state.encode(state.to_snapshot())
 
 
 def _reseal(payload: dict[str, Any]) -> bytes:
@@ -173,9 +174,8 @@ def _reseal(payload: dict[str, Any]) -> bytes:
 
 
 def _payload(data: bytes) -> dict[str, Any]:
-    payload = json.loads(data)
-    payload.pop("sha256")
-    return payload
+    """A snapshot's content as layout 1 stores it (see ``_tamper.snapshot_payload``)."""
+    return snapshot_payload(data)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ def test_a_registry_falls_back_to_the_log_past_a_damaged_index(tmp_path: Any) ->
     keys = backend.list(_state.snapshot_prefix(NAME))
     assert keys
     for key in keys:
-        payload = _payload(backend.read(key))
+        payload = snapshot_payload(backend.read(key))
         payload["index"]["flags"] = "x" * len(payload["index"]["flags"])
         backend.delete(key)
         backend.create(key, _reseal(payload))
@@ -276,7 +276,7 @@ def test_an_index_flag_that_contradicts_its_record_is_refused(tmp_path: Any) -> 
         reg.save(NAME, {"w": i})
     backend = reg.backend
     (key,) = backend.list(_state.snapshot_prefix(NAME))
-    payload = _payload(backend.read(key))
+    payload = snapshot_payload(backend.read(key))
     payload["index"]["flags"] = "s" + payload["index"]["flags"][1:]  # 1.0.0 "stable"
     backend.delete(key)
     backend.create(key, _reseal(payload))
