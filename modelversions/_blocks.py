@@ -128,8 +128,8 @@ class Blocks:
         n = len(texts)
         if not isinstance(desc, dict):
             raise IntegrityError(f"{where} has a damaged records description")
-        keys = ("block", "digests", "lengths", "sizes")
-        block, digests, lengths, sizes = (desc.get(k) for k in keys)
+        block: Any = desc.get("block")
+        digests, lengths, sizes = desc.get("digests"), desc.get("lengths"), desc.get("sizes")
         count = -(-n // block) if type(block) is int and block > 0 else -1
         if not (
             isinstance(digests, list)

@@ -2,7 +2,8 @@
 
 Random histories (every action kind: save, deploy, promote, rollback, mark_failed,
 mark_stable, prune, delete, attest) are written through the public API; then, cut at
-random points, the state at the cut is snapshotted, read back lazily
+random points, the state at the cut is snapshotted (layout 2 with random block sizes,
+or layout 1), read back lazily
 (:meth:`ModelState.from_snapshot_bytes`), partly touched, brought to the end of the log
 and compared with the eager replay on everything readers use. Hostile indexes end in
 IntegrityError, and a registry falls back to the log.
@@ -13,13 +14,21 @@ from __future__ import annotations
 import contextlib
 import warnings
 from typing import Any
+from unittest import mock
 
 import pytest
 from _tamper import snapshot_payload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelversions import IntegrityError, ModelRegistry, ModelVersionsError, Status, _state
+from modelversions import (
+    IntegrityError,
+    ModelRegistry,
+    ModelVersionsError,
+    Status,
+    _blocks,
+    _state,
+)
 from modelversions._lazy import LazyRecords, VersionOrder
 from modelversions._state import ModelState, replay
 from modelversions.backends.local import LocalBackend
@@ -126,14 +135,17 @@ def _views(state: ModelState) -> dict[str, Any]:
     actions=st.lists(ACTIONS, max_size=30),
     cut=st.floats(0, 1),
     touch=st.lists(st.integers(0, 40), max_size=4),
+    layout=st.sampled_from([1, 2]),
+    block=st.integers(1, 5),
 )
 def test_lazy_state_equals_eager_replay(
-    actions: list[tuple[Any, ...]], cut: float, touch: list[int]
+    actions: list[tuple[Any, ...]], cut: float, touch: list[int], layout: int, block: int
 ) -> None:
     entries = _history(actions)
     at = max(1, round(cut * len(entries)))
     snap = _eager(entries[:at])
-    data = snap.encode_snapshot()
+    with mock.patch.object(_blocks, "BLOCK", block):  # layout 2: records in blocks
+        data = snap.encode_snapshot() if layout == 2 else _state.encode(snap.to_snapshot())
     lazy = ModelState.from_snapshot_bytes(data, NAME, "snapshot")
     assert lazy is not None
     assert isinstance(lazy.records, LazyRecords) and isinstance(lazy.order, VersionOrder)
