@@ -111,6 +111,7 @@ class Blocks:
         "_n",
         "_recover",
         "_recovered",
+        "_rest",
         "_starts",
         "_texts",
         "_where",
@@ -147,18 +148,15 @@ class Blocks:
         self._head_end = head_end
         self._cache: dict[int, tuple[bytes, list[int]]] = {}
         self._recovered: Mapping[str, ModelVersion] | None = None
+        self._rest = b""
 
     def __len__(self) -> int:
         return self._n
 
     def keep(self, after_head: bytes) -> None:
-        """Blocks read with the head (the first read's rest): checked when first used."""
-        start = self._head_end
-        for b in range(len(self._starts) - 1):
-            end = self._starts[b + 1] - 1
-            if end - start > len(after_head):
-                break
-            self._accept(b, after_head[self._starts[b] - start : end - start], quiet=True)
+        """The bytes read after the head (the first read's rest): blocks wholly in them
+        are taken from there (checked like any other) when first used."""
+        self._rest = after_head
 
     def _accept(self, b: int, data: bytes, *, quiet: bool = False) -> bool:
         """Check block ``b``'s bytes against the head and keep them; False if they fail."""
@@ -189,8 +187,10 @@ class Blocks:
 
     def _load(self, b: int) -> None:
         start, end = self._starts[b], self._starts[b + 1] - 1
-        data = self._fetch(start, end)
-        self._accept(b, data)
+        base, rest = self._head_end, self._rest
+        if end - base <= len(rest) and self._accept(b, rest[start - base : end - base], quiet=True):
+            return
+        self._accept(b, self._fetch(start, end))
 
     def _lost(self, exc: Exception) -> Mapping[str, ModelVersion]:
         """The records from the log, after block ``b`` could not be used."""
@@ -204,6 +204,7 @@ class Blocks:
         recovered = self._recover()
         self._recovered = recovered
         self._cache.clear()
+        self._rest = b""
         return recovered
 
     def record(self, i: int) -> bytes:

@@ -210,7 +210,10 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     def position(self, text: str) -> int | None:
         """Where version ``text`` sits among the stored records (built or not)."""
         if self._by_text is None:
-            self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
+            texts = self._stored.texts
+            self._by_text = {t: i for i, t in enumerate(texts)}
+            if len(self._by_text) != len(texts):  # a writer never re-seals such an index
+                raise IntegrityError(f"{self._where} lists a version twice")
         return self._by_text.get(text)
 
     def stored(self, text: str) -> tuple[bytes, str] | None:
@@ -448,10 +451,14 @@ def block_records(
     """The records and order of a layout-2 snapshot's ``index`` (order and flags).
 
     Checks what a state needs before any record is read: one flag per version, each
-    a known flag, no version listed twice. Positions and sizes of records are
-    checked per block when it is read (:class:`modelversions._blocks.Blocks`), each
-    record when built (it must be the version the index names, with its flag), and
-    the order where records are listed (:meth:`Listing._check_order`).
+    a known flag. Positions and sizes of records are checked per block when it is
+    read (:class:`modelversions._blocks.Blocks`), each record when built (it must be
+    the version the index names, with its flag), the order where records are listed
+    (:meth:`Listing._check_order`: equal neighbours too, so listing every version
+    finds a version listed twice), and duplicates again before a writer copies the
+    stored records (:meth:`LazyRecords.position`). The head is sealed (signed with
+    keys): an index a writer of this library did not produce is damage the seal
+    catches, or a forgery only a signature can refuse, as for every other field.
     """
     if not isinstance(index, dict):
         raise IntegrityError(f"{where} has a damaged index")
@@ -461,8 +468,6 @@ def block_records(
     texts = order_text.split(" ") if order_text else []
     if len(flags) != len(texts) or flags.strip("csfCSF"):
         raise IntegrityError(f"{where} has a damaged index")
-    if len(set(texts)) != len(texts):
-        raise IntegrityError(f"{where} lists a version twice")
     kept = list(texts)  # the order changes as entries are applied; these do not
     records = source(kept)
     if len(records) != len(texts):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _tamper import as_layout1, overwrite
 
-from modelversions import ModelRegistry, _blocks, _lazy, _state
+from modelversions import IntegrityError, ModelRegistry, _blocks, _lazy, _state
 from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
@@ -260,3 +260,26 @@ def test_a_head_longer_than_the_first_read_is_read_in_more_ranges() -> None:
     assert head + b"\n" + rest == data and len(reads) > 1
     assert [start for start, _ in reads[1:]] == [end for _, end in reads[:-1]]
     assert state.seq == 0
+
+
+def test_a_version_listed_twice_is_refused_where_read() -> None:
+    """No set is built at the open: a duplicate in a (resealed) head is refused when
+    the versions are listed, and before a writer copies the stored records."""
+    backend = MemoryBackend()
+    _registry(backend, 14)  # a snapshot at entry 16
+    key = _snapshot(backend)
+    data = backend.read(key)
+    head_end = data.index(b"\n")
+    head = _state.decode(data[:head_end], key)
+    order = head["index"]["order"].split(" ")
+    assert order[:2] == ["1.0.0", "1.1.0"]
+    head["index"]["order"] = " ".join(["1.0.0", "1.0.0", *order[2:]])
+    data = _state.encode(head) + data[head_end:]
+    state = _state.ModelState.from_snapshot_bytes(data, NAME, key)
+    assert state is not None
+    with pytest.raises(IntegrityError):
+        list(state.versions())  # 1.1.0's record is not version 1.0.0, or 1.0.0 >= 1.0.0
+    state = _state.ModelState.from_snapshot_bytes(data, NAME, key)
+    assert state is not None
+    with pytest.raises(IntegrityError, match="twice"):
+        state.encode_snapshot()
