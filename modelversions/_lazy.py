@@ -231,7 +231,10 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
             mv = self[v]
             return mv.status, mv.pruned
         f = self._flags[i]
-        return _STATUS[f.lower()], f.isupper()
+        status = _STATUS.get(f.lower())
+        if status is None:  # a layout-2 index's flags are checked where used
+            raise IntegrityError(f"{self._where} has a damaged index (flag {f!r})")
+        return status, f.isupper()
 
     def parse(self, positions: Sequence[int]) -> list[ModelVersion]:
         """Stored records ``positions`` as they were stored (whether replaced since or
@@ -450,8 +453,9 @@ def block_records(
 ) -> tuple[LazyRecords, VersionOrder]:
     """The records and order of a layout-2 snapshot's ``index`` (order and flags).
 
-    Checks what a state needs before any record is read: one flag per version, each
-    a known flag. Positions and sizes of records are checked per block when it is
+    Checks what a state needs before any record is read: one flag per version (each
+    is checked where it is used: a status read from it, or compared with its record's
+    when built). Positions and sizes of records are checked per block when it is
     read (:class:`modelversions._blocks.Blocks`), each record when built (it must be
     the version the index names, with its flag), the order where records are listed
     (:meth:`Listing._check_order`: equal neighbours too, so listing every version
@@ -466,7 +470,7 @@ def block_records(
     if not isinstance(order_text, str) or not isinstance(flags, str):
         raise IntegrityError(f"{where} has a damaged index")
     texts = order_text.split(" ") if order_text else []
-    if len(flags) != len(texts) or flags.strip("csfCSF"):
+    if len(flags) != len(texts):  # each flag is checked where used (peek, _check)
         raise IntegrityError(f"{where} has a damaged index")
     kept = list(texts)  # the order changes as entries are applied; these do not
     records = source(kept)

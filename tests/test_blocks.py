@@ -283,3 +283,20 @@ def test_a_version_listed_twice_is_refused_where_read() -> None:
     assert state is not None
     with pytest.raises(IntegrityError, match="twice"):
         state.encode_snapshot()
+
+
+def test_an_unknown_flag_is_refused_where_used() -> None:
+    backend = MemoryBackend()
+    _registry(backend, 14)
+    key = _snapshot(backend)
+    data = backend.read(key)
+    head_end = data.index(b"\n")
+    head = _state.decode(data[:head_end], key)
+    head["index"]["flags"] = "x" + head["index"]["flags"][1:]
+    state = _state.ModelState.from_snapshot_bytes(_state.encode(head) + data[head_end:], NAME, key)
+    assert state is not None
+    first = state.order[0]
+    with pytest.raises(IntegrityError, match="damaged index"):
+        state.records.peek(first)  # type: ignore[attr-defined]
+    with pytest.raises(IntegrityError, match="indexes 1.0.0 as 'x'"):
+        state.records[first]
