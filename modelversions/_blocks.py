@@ -27,6 +27,7 @@ This room owns the layout; it decides nothing and reads only through ``fetch``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -96,7 +97,10 @@ def read_head(fetch: Fetch) -> tuple[bytes, bytes | None]:
 class Blocks:
     """The records of a layout-2 snapshot, fetched by block and checked on first use.
 
-    ``record(i)`` is record ``i``'s JSON, sliced from its block's verified bytes. A
+    ``texts`` are its versions; ``head_end`` is where its first block starts, ``desc``
+    its head's ``records``, ``rest`` the bytes read after the head (blocks wholly in
+    them are not fetched again). ``record(i)`` is record ``i``'s JSON, sliced from its
+    block's verified bytes. A
     block that is gone or damaged, when ``recover`` is given, is replaced by the log's
     records (``recover()``: version text -> record at the snapshot's entry); without
     it (``verify()``), the error is raised.
@@ -119,12 +123,14 @@ class Blocks:
 
     def __init__(
         self,
+        texts: list[str],
+        *,
         fetch: Fetch,
         head_end: int,
         desc: Any,
-        texts: list[str],
         where: str,
-        recover: Recover | None,
+        recover: Recover | None = None,
+        rest: bytes = b"",
     ) -> None:
         n = len(texts)
         if not isinstance(desc, dict):
@@ -148,15 +154,10 @@ class Blocks:
         self._head_end = head_end
         self._cache: dict[int, tuple[bytes, list[int]]] = {}
         self._recovered: Mapping[str, ModelVersion] | None = None
-        self._rest = b""
+        self._rest = rest  # read with the head: blocks in it are checked when first used
 
     def __len__(self) -> int:
         return self._n
-
-    def keep(self, after_head: bytes) -> None:
-        """The bytes read after the head (the first read's rest): blocks wholly in them
-        are taken from there (checked like any other) when first used."""
-        self._rest = after_head
 
     def _accept(self, b: int, data: bytes, *, quiet: bool = False) -> bool:
         """Check block ``b``'s bytes against the head and keep them; False if they fail."""
@@ -261,3 +262,25 @@ class Blocks:
         data = self._read_all()
         self._cache.clear()
         self._split(data)
+
+
+def opener(
+    fetch: Fetch,
+    head: bytes,
+    payload: Mapping[str, Any],
+    where: str,
+    *,
+    recover: Recover | None = None,
+    rest: bytes = b"",
+) -> Callable[[list[str]], Blocks]:
+    """``texts -> Blocks`` for the snapshot whose (checked) head line is ``head``,
+    parsed as ``payload`` (see :meth:`ModelState.from_head`)."""
+    return functools.partial(
+        Blocks,
+        fetch=fetch,
+        head_end=len(head) + 1,
+        desc=payload.get("records"),
+        where=where,
+        recover=recover,
+        rest=rest,
+    )

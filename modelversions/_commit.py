@@ -115,9 +115,8 @@ class Log:
             head.pop("signature", None)
             sha = head.get("head_sha256")
             recover = None if strict else lambda: self.records_at(name, seq, key, sha)
-            snapshot = ModelState.from_head(
-                head, name, key, fetch, len(data) + 1, rest=rest, recover=recover
-            )
+            blocks = _blocks.opener(fetch, data, head, key, recover=recover, rest=rest)
+            snapshot = ModelState.from_head(head, name, key, blocks)
         elif self.guard is None or self.guard.snapshot_bytes_ok(data):
             # records built on first access (see modelversions._lazy)
             snapshot = ModelState.from_snapshot_bytes(data, name, key)

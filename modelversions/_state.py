@@ -343,16 +343,12 @@ class ModelState:
         }
 
     def encode_snapshot(self, *, seal: Callable[[bytes], bytes] = seal) -> bytes:
-        """This state as a layout-2 snapshot (:mod:`modelversions._blocks`), its head
-        stored by ``seal`` (``signing.Keyring`` signs it), encoding only the records
-        changed since last time.
-
-        A snapshot of a model with many versions is mostly unchanged records; reusing
-        their JSON keeps the periodic snapshot cheap (its cost no longer grows with the
-        cost of re-encoding every record). JSON copied from a lazily read snapshot
-        comes from blocks checked against their digest, so damaged bytes are never
-        sealed anew. ``encode(self.to_snapshot())`` is the same state in layout 1.
-        """
+        """This state as a layout-2 snapshot (:mod:`modelversions._blocks`; its head
+        stored by ``seal``, which ``signing`` replaces to sign it), encoding only the
+        records changed since last time (the cost of re-encoding every record would
+        grow with the model). Records copied from a lazily read snapshot come from
+        checked blocks: damaged bytes are never sealed anew. Layout 1 of the same
+        state: ``encode(self.to_snapshot())``."""
         cached = self._fragments
         fresh: dict[Version, tuple[ModelVersion, bytes]] = {}
         lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
@@ -380,8 +376,7 @@ class ModelState:
             parts.append(text)
             flags.append(_lazy.flag(mv))
         self._fragments = fresh
-        index = _lazy.encode_index(texts, flags, [])
-        del index["offsets"]  # records are found by block (see _blocks)
+        index = {"flags": "".join(flags), "order": " ".join(texts)}  # no offsets: blocks
         head = {
             "schema": SCHEMA,
             "name": self.name,
@@ -406,18 +401,17 @@ class ModelState:
 
     @classmethod
     def from_snapshot_bytes(cls, data: bytes, name: str, where: str) -> ModelState | None:
-        """The state snapshot ``data`` holds, its records built on first access.
-
-        Layout 2 (a head line, then blocks): the head's seal is checked here. Layout 1:
-        parses the head and the index only (see :mod:`modelversions._lazy`), the seal
-        being checked by the caller; None for a snapshot without an index (an older
-        layout: use :meth:`from_snapshot`). A signature is the caller's to check.
+        """The state snapshot ``data`` holds, its records built on first access (its
+        signature is the caller's to check). Layout 2: its head's seal is checked here.
+        Layout 1: the caller checked the seal; parses the head and the index only (see
+        :mod:`modelversions._lazy`). None without an index (use :meth:`from_snapshot`).
         """
         nl = data.find(b"\n")
         if nl >= 0 and _blocks.is_head(data[:nl]):
             head = decode(data[:nl], where, sealed=True)
             head.pop("signature", None)
-            return cls.from_head(head, name, where, lambda a, b: data[a:b], nl + 1)
+            blocks = _blocks.opener(lambda a, b: data[a:b], data[:nl], head, where)
+            return cls.from_head(head, name, where, blocks)
         split = _lazy.split_snapshot(data, where)
         if split is None:
             return None
@@ -433,27 +427,11 @@ class ModelState:
 
     @classmethod
     def from_head(
-        cls,
-        head: Mapping[str, Any],
-        name: str,
-        where: str,
-        fetch: _blocks.Fetch,
-        head_end: int,
-        *,
-        rest: bytes = b"",
-        recover: _blocks.Recover | None = None,
+        cls, head: Mapping[str, Any], name: str, where: str, blocks: Callable[[list[str]], Any]
     ) -> ModelState:
-        """The state a layout-2 snapshot's checked ``head`` describes, its records read
-        by block through ``fetch`` when first used (``rest``: bytes already read after
-        the head; ``recover``: the log's records, for a block that is gone or damaged).
-        """
-
-        def source(texts: list[str]) -> _blocks.Blocks:
-            blocks = _blocks.Blocks(fetch, head_end, head.get("records"), texts, where, recover)
-            blocks.keep(rest)
-            return blocks
-
-        records, order = _lazy.block_records(head.get("index"), source, where)
+        """The state a layout-2 snapshot's checked ``head`` describes; ``blocks(texts)``
+        reads its records when first used (:class:`modelversions._blocks.Blocks`)."""
+        records, order = _lazy.block_records(head.get("index"), blocks, where)
         return cls._from_head(head, name, records, order)
 
     @classmethod

@@ -298,5 +298,5 @@ def test_an_unknown_flag_is_refused_where_used() -> None:
     first = state.order[0]
     with pytest.raises(IntegrityError, match="damaged index"):
         state.records.peek(first)  # type: ignore[attr-defined]
-    with pytest.raises(IntegrityError, match="indexes 1.0.0 as 'x'"):
+    with pytest.raises(IntegrityError, match=r"indexes 1\.0\.0 as 'x'"):
         state.records[first]
