@@ -14,7 +14,7 @@ from typing import IO
 
 import pytest
 
-from modelversions import StorageError
+from modelversions import ModelRegistry, StorageError
 from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
@@ -66,13 +66,39 @@ class _Plain(Backend):
         self.inner.delete(key)
 
 
-def test_the_default_read_range_serves_backends_without_one() -> None:
-    plain = _Plain()
+class _Stream(io.RawIOBase):
+    """A raw stream that cannot seek and returns at most 7 bytes a read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+        n = min(7, len(buf), len(self._data))
+        buf[:n], self._data = self._data[:n], self._data[n:]
+        return n
+
+
+class _Unseekable(_Plain):
+    def open_read(self, key: str) -> IO[bytes]:
+        return _Stream(self.inner.read(key))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("kind", [_Plain, _Unseekable])
+def test_the_default_read_range_serves_backends_without_one(kind: type[_Plain]) -> None:
+    plain = kind()
     plain.create("r", DATA)
     assert plain.read_range("r", 250, 520) == DATA[250:520]
     assert plain.read_range("r", 700, 5000) == DATA[700:]
     with pytest.raises(FileNotFoundError):
         plain.read_range("none", 0, 1)
+    reg = ModelRegistry(plain)  # a registry's snapshots are read through it
+    for i in range(20):
+        reg.save("m", {"w": i})
+    assert len(ModelRegistry(plain).versions("m")) == 20
+    assert ModelRegistry(plain).verify().ok
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symlinks and dir_fd: POSIX")

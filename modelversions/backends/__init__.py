@@ -139,15 +139,22 @@ class Backend(abc.ABC):
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``start`` up to ``end`` of the object (fewer when it ends before ``end``).
 
-        ``FileNotFoundError`` when absent. The default seeks in :meth:`open_read`;
-        backends override it with a ranged request (a snapshot's head and blocks are
-        read this way, see :mod:`modelversions._blocks`).
+        ``FileNotFoundError`` when absent. The default seeks in :meth:`open_read`
+        (or slices :meth:`read` when that is not seekable); backends override it with a
+        ranged request (a snapshot's head and blocks are read this way, see
+        :mod:`modelversions._blocks`).
         """
         if not 0 <= start <= end:
             raise ValueError(f"bad range {start}..{end} of {key}")
         with self.open_read(key) as fh:
+            if not fh.seekable():
+                return self.read(key)[start:end]
             fh.seek(start)
-            return fh.read(end - start)
+            chunks, want = [], end - start
+            while want > 0 and (chunk := fh.read(want)):
+                chunks.append(chunk)
+                want -= len(chunk)
+            return b"".join(chunks)
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under ``key``."""
