@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
-from modelversions import _moves, _state
+from modelversions import _blocks, _moves, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import host_name, login_name, now, storage
@@ -33,7 +33,7 @@ from modelversions.errors import (
     ModelVersionsError,
     StorageError,
 )
-from modelversions.records import Event, _ts
+from modelversions.records import Event, ModelVersion, _ts
 
 if TYPE_CHECKING:
     from modelversions._events import E, Payload
@@ -97,13 +97,39 @@ class Log:
         return self._user
 
     # ------------------------------------------------------------------ state reading
-    def read_snapshot(self, name: str, key: str, seq: int) -> ModelState:
-        """Snapshot ``key`` (of entry ``seq``), checked; raises IntegrityError, FileNotFound."""
-        with storage(f"reading {key}"):
-            data = self.backend.read(key)
+    def read_snapshot(self, name: str, key: str, seq: int, *, strict: bool = False) -> ModelState:
+        """Snapshot ``key`` (of entry ``seq``), checked; raises IntegrityError, FileNotFound.
+
+        A layout-2 snapshot is read head first (:mod:`modelversions._blocks`); its
+        blocks are read when a record is first needed. A block that is gone or damaged
+        then is replaced by the log's records at ``seq`` (``strict``, for verify:
+        the error is raised when the block is read).
+        """
+
+        def fetch(start: int, end: int) -> bytes:
+            with storage(f"reading {key}"):
+                return self.backend.read_range(key, start, end)
+
+        data, rest = _blocks.read_head(fetch)
         snapshot = None
-        _state.check_seal(data, key)
-        if self.guard is None or self.guard.snapshot_bytes_ok(data):
+        try:
+            _state.check_seal(data, key)
+        except IntegrityError:
+            if rest is None:
+                raise
+            with storage(f"reading {key}"):  # one object stored with newlines
+                data, rest = self.backend.read(key), None
+            _state.check_seal(data, key)
+        if rest is not None:  # layout 2: ``data`` is the head
+            head = _state.decode(data, key, sealed=True)
+            if self.guard is not None and not self.guard.snapshot_bytes_ok(data):
+                self.guard.check_snapshot(head, key)
+            head.pop("signature", None)
+            sha = head.get("head_sha256")
+            recover = None if strict else lambda: self.records_at(name, seq, key, sha)
+            blocks = _blocks.opener(fetch, data, head, key, recover=recover, rest=rest)
+            snapshot = ModelState.from_head(head, name, key, blocks)
+        elif self.guard is None or self.guard.snapshot_bytes_ok(data):
             # records built on first access (see modelversions._lazy)
             snapshot = ModelState.from_snapshot_bytes(data, name, key)
         if snapshot is None:  # an older layout, or a signature to check over the whole
@@ -113,6 +139,31 @@ class Log:
             snapshot = ModelState.from_snapshot(payload, name)
         self._check_snapshot_head(snapshot, key, seq)
         return snapshot
+
+    def records_at(self, name: str, seq: int, key: str, sha: object) -> dict[str, ModelVersion]:
+        """The records of ``name`` at entry ``seq``, replayed from entry 1 (signatures
+        checked as a fresh read does): what snapshot ``key`` holds, when its blocks
+        cannot be read. IntegrityError if the history no longer leads there."""
+        state = ModelState(name=name)
+        tracker = None if self.guard is None else self.guard.tracker(0)
+        while state.seq < seq:
+            entry = _state.log_key(name, state.seq + 1)
+            try:
+                with storage(f"reading {entry}"):
+                    data = self.backend.read(entry)
+            except FileNotFoundError:
+                raise IntegrityError(f"{key} was built from {entry}, now missing") from None
+            payload, sha = _state.decode(data, entry), _state.entry_sha256(data)
+            if tracker is None:
+                state.apply(payload, sha256=sha)
+            else:
+                tracker.apply(state, payload, entry, sha)
+        refusal = None if tracker is None else tracker.refusal()
+        if refusal is not None:
+            raise refusal
+        if sha is not None and state.head_sha256 != sha:
+            raise IntegrityError(f"{key} was built from an entry {seq} since rewritten")
+        return {str(v): mv for v, mv in state.records.items()}
 
     def _load_snapshot(self, name: str) -> ModelState:
         """The newest snapshot of ``name`` that checks out, else the empty state.

@@ -18,8 +18,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections.abc import Iterator, MutableMapping, MutableSequence, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Iterator, MutableMapping, MutableSequence, Sequence
+from typing import Any, Protocol, overload
 
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion, Status, _parse_version
@@ -48,6 +48,46 @@ def parse_version_text(text: str, where: str) -> Version:
     if str(v) != text:
         raise IntegrityError(f"{where} lists version {text!r} in a non-canonical form")
     return v
+
+
+class Source(Protocol):
+    """Where a lazy state's stored records come from, by position."""
+
+    def __len__(self) -> int: ...
+
+    def record(self, i: int) -> bytes:
+        """Record ``i``'s stored JSON, from bytes checked against the snapshot's seal."""
+
+    def prefetch(self) -> None: ...
+
+    def check_all(self) -> None: ...
+
+
+class Inline:
+    """The records of a layout-1 snapshot, read (and its seal checked) whole.
+
+    Record ``i`` is ``data[start + offsets[i] : start + offsets[i + 1] - 1]`` (the
+    last ends before ``end``).
+    """
+
+    __slots__ = ("_data", "_end", "_offsets", "_start")
+
+    def __init__(self, data: bytes, start: int, offsets: list[int], end: int) -> None:
+        self._data, self._start, self._offsets, self._end = data, start, offsets, end
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def record(self, i: int) -> bytes:
+        offsets, start = self._offsets, self._start
+        end = start + offsets[i + 1] - 1 if i + 1 < len(offsets) else self._end
+        return self._data[start + offsets[i] : end]
+
+    def prefetch(self) -> None:
+        """Nothing to read: the whole snapshot was."""
+
+    def check_all(self) -> None:
+        """Nothing to check: the seal covered every byte."""
 
 
 class VersionOrder(MutableSequence[Version]):
@@ -113,34 +153,28 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
     """``Version -> ModelVersion``, each record parsed from its JSON on first access.
 
     The snapshot's versions (``stored``, ascending) are found by bisection; record ``i``
-    is ``data[start + offsets[i] : start + offsets[i + 1] - 1]`` (the last ends before
-    ``end``), its flag ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
+    is ``source.record(i)`` (an :class:`Inline` span of a layout-1 snapshot, or a
+    checked block of a layout-2 one: :class:`modelversions._blocks.Blocks`), its flag
+    ``flags[i]``. A record that is built, replaced or deleted joins ``gone``;
     built and new ones live in ``built``.
     """
 
     __slots__ = (
         "_built",
         "_by_text",
-        "_data",
-        "_end",
         "_flags",
         "_gone",
-        "_offsets",
+        "_n",
         "_parsed",
-        "_start",
+        "_source",
         "_stored",
         "_where",
     )
 
-    def __init__(
-        self,
-        data: bytes,
-        spans: tuple[int, list[int], int, str],
-        stored: VersionOrder,
-        where: str,
-    ) -> None:
-        self._data = data
-        self._start, self._offsets, self._end, self._flags = spans
+    def __init__(self, source: Source, flags: str, stored: VersionOrder, where: str) -> None:
+        self._source = source
+        self._n = len(source)
+        self._flags = flags
         self._stored = stored
         self._where = where
         self._gone: set[int] = set()
@@ -162,23 +196,32 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         return None
 
     def _bytes(self, i: int) -> bytes:
-        offsets, start = self._offsets, self._start
-        end = start + offsets[i + 1] - 1 if i + 1 < len(offsets) else self._end
-        return self._data[start + offsets[i] : end]
+        return self._source.record(i)
+
+    def prefetch(self) -> None:
+        """Read every stored record's bytes now (a writer is about to copy them all)."""
+        self._source.prefetch()
+
+    def check_all(self) -> None:
+        """Check every stored record's bytes against the snapshot (``verify()``)."""
+        self._source.check_all()
 
     # -- what a lazy state offers beyond a dict ------------------------------------
     def position(self, text: str) -> int | None:
         """Where version ``text`` sits among the stored records (built or not)."""
         if self._by_text is None:
-            self._by_text = {t: i for i, t in enumerate(self._stored.texts)}
+            texts = self._stored.texts
+            self._by_text = {t: i for i, t in enumerate(texts)}
+            if len(self._by_text) != len(texts):  # a writer never re-seals such an index
+                raise IntegrityError(f"{self._where} lists a version twice")
         return self._by_text.get(text)
 
-    def stored(self, text: str) -> tuple[str, str] | None:
+    def stored(self, text: str) -> tuple[bytes, str] | None:
         """The stored JSON and flag of version ``text``'s record, if never rebuilt."""
         i = self.position(text)
         if i is None or i in self._gone:
             return None
-        return self._bytes(i).decode(), self._flags[i]
+        return self._bytes(i), self._flags[i]
 
     def peek(self, v: Version) -> tuple[Status, bool]:
         """Version ``v``'s status and pruned flag, without building its record."""
@@ -188,7 +231,10 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
             mv = self[v]
             return mv.status, mv.pruned
         f = self._flags[i]
-        return _STATUS[f.lower()], f.isupper()
+        status = _STATUS.get(f.lower())
+        if status is None:  # a layout-2 index's flags are checked where used
+            raise IntegrityError(f"{self._where} has a damaged index (flag {f!r})")
+        return status, f.isupper()
 
     def parse(self, positions: Sequence[int]) -> list[ModelVersion]:
         """Stored records ``positions`` as they were stored (whether replaced since or
@@ -257,16 +303,16 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
             self._built.pop(v, None)
 
     def __len__(self) -> int:
-        return len(self._built) + len(self._offsets) - len(self._gone)
+        return len(self._built) + self._n - len(self._gone)
 
     def __iter__(self) -> Iterator[Version]:
         yield from list(self._built)
-        for i in range(len(self._offsets)):
+        for i in range(self._n):
             if i not in self._gone:
                 yield self._stored[i]
 
     def __repr__(self) -> str:
-        pending = len(self._offsets) - len(self._gone)
+        pending = self._n - len(self._gone)
         return f"LazyRecords({len(self._built)} built, {pending} pending)"
 
 
@@ -399,7 +445,39 @@ def lazy_records(
         raise IntegrityError(f"{where} lists a version twice")
     order = VersionOrder(texts, where)
     stored = VersionOrder(list(texts), where)
-    return LazyRecords(data, (start, offsets, end, flags), stored, where), order
+    return LazyRecords(Inline(data, start, offsets, end), flags, stored, where), order
+
+
+def block_records(
+    index: Any, source: Callable[[list[str]], Source], where: str
+) -> tuple[LazyRecords, VersionOrder]:
+    """The records and order of a layout-2 snapshot's ``index`` (order and flags).
+
+    Checks what a state needs before any record is read: one flag per version (each
+    is checked where it is used: a status read from it, or compared with its record's
+    when built). Positions and sizes of records are checked per block when it is
+    read (:class:`modelversions._blocks.Blocks`), each record when built (it must be
+    the version the index names, with its flag), the order where records are listed
+    (:meth:`Listing._check_order`: equal neighbours too, so listing every version
+    finds a version listed twice), and duplicates again before a writer copies the
+    stored records (:meth:`LazyRecords.position`). The head is sealed (signed with
+    keys): an index a writer of this library did not produce is damage the seal
+    catches, or a forgery only a signature can refuse, as for every other field.
+    """
+    if not isinstance(index, dict):
+        raise IntegrityError(f"{where} has a damaged index")
+    order_text, flags = index.get("order"), index.get("flags")
+    if not isinstance(order_text, str) or not isinstance(flags, str):
+        raise IntegrityError(f"{where} has a damaged index")
+    texts = order_text.split(" ") if order_text else []
+    if len(flags) != len(texts):  # each flag is checked where used (peek, _check)
+        raise IntegrityError(f"{where} has a damaged index")
+    kept = list(texts)  # the order changes as entries are applied; these do not
+    records = source(kept)
+    if len(records) != len(texts):
+        raise IntegrityError(f"{where} has a damaged index")
+    stored = VersionOrder(kept, where)
+    return LazyRecords(records, flags, stored, where), VersionOrder(texts, where)
 
 
 def order_texts(order: Sequence[Version]) -> list[str]:

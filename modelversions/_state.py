@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any
 
-from modelversions import _lazy
+from modelversions import _blocks, _lazy
 
 # The stored layout, re-exported: callers write ``_state.log_key``, ``_state.encode``.
 from modelversions._codec import (
@@ -137,7 +137,7 @@ class ModelState:
     legacy: bool = field(default=False, repr=False, compare=False)
     # JSON of each record as last written to a snapshot: records are immutable, so one
     # that is still the same object need not be encoded again (see encode_snapshot).
-    _fragments: dict[Version, tuple[ModelVersion, str]] = field(
+    _fragments: dict[Version, tuple[ModelVersion, bytes]] = field(
         default_factory=dict, repr=False, compare=False
     )
     # Version strings already parsed: an entry names versions its model already has.
@@ -347,18 +347,20 @@ class ModelState:
             "highest": None if self.highest is None else str(self.highest),
         }
 
-    def encode_snapshot(self) -> bytes:
-        """``encode(self.to_snapshot())``, encoding only the records changed since last time.
-
-        A snapshot of a model with many versions is mostly unchanged records; reusing
-        their JSON keeps the periodic snapshot cheap (its cost no longer grows with the
-        cost of re-encoding every record).
-        """
+    def encode_snapshot(self, *, seal: Callable[[bytes], bytes] = seal) -> bytes:
+        """This state as a layout-2 snapshot (:mod:`modelversions._blocks`; its head
+        stored by ``seal``, which ``signing`` replaces to sign it), encoding only the
+        records changed since last time (the cost of re-encoding every record would
+        grow with the model). Records copied from a lazily read snapshot come from
+        checked blocks: damaged bytes are never sealed anew. Layout 1 of the same
+        state: ``encode(self.to_snapshot())``."""
         cached = self._fragments
-        fresh: dict[Version, tuple[ModelVersion, str]] = {}
+        fresh: dict[Version, tuple[ModelVersion, bytes]] = {}
         lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
+        if lazy is not None:
+            lazy.prefetch()  # one read of the blocks, not one per block
         texts = _lazy.order_texts(self.order)
-        parts: list[str] = []
+        parts: list[bytes] = []
         flags: list[str] = []
         for i, v_text in enumerate(texts):
             stored = None if lazy is None else lazy.stored(v_text)
@@ -374,24 +376,22 @@ class ModelState:
             else:
                 text = json.dumps(
                     mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False
-                )
+                ).encode()
             fresh[v] = (mv, text)
             parts.append(text)
             flags.append(_lazy.flag(mv))
         self._fragments = fresh
+        index = {"flags": "".join(flags), "order": " ".join(texts)}  # no offsets: blocks
         head = {
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
             "head_sha256": self.head_sha256,
-            "index": _lazy.encode_index(texts, flags, parts),
+            "index": index,
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
-        # Keys sort as deleted, head_sha256, highest, index, name, pointers, schema, seq,
-        # versions: append "versions" last.
-        text = json.dumps(head, separators=(",", ":"), sort_keys=True)
-        return seal((text[:-1] + ',"versions":[' + ",".join(parts) + "]}").encode())
+        return _blocks.encode(head, parts, seal)
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
@@ -406,11 +406,17 @@ class ModelState:
 
     @classmethod
     def from_snapshot_bytes(cls, data: bytes, name: str, where: str) -> ModelState | None:
-        """The state sealed snapshot ``data`` holds, its records built on first access.
-
-        Parses the head and the index only (see :mod:`modelversions._lazy`); None for
-        a snapshot without an index (an older layout: use :meth:`from_snapshot`).
+        """The state snapshot ``data`` holds, its records built on first access (its
+        signature is the caller's to check). Layout 2: its head's seal is checked here.
+        Layout 1: the caller checked the seal; parses the head and the index only (see
+        :mod:`modelversions._lazy`). None without an index (use :meth:`from_snapshot`).
         """
+        nl = data.find(b"\n")
+        if nl >= 0 and _blocks.is_head(data[:nl]):
+            head = decode(data[:nl], where, sealed=True)
+            head.pop("signature", None)
+            blocks = _blocks.opener(lambda a, b: data[a:b], data[:nl], head, where)
+            return cls.from_head(head, name, where, blocks)
         split = _lazy.split_snapshot(data, where)
         if split is None:
             return None
@@ -422,6 +428,15 @@ class ModelState:
                 f"{where} has schema {head.get('schema')!r}; this library reads schema {SCHEMA}"
             )
         records, order = _lazy.lazy_records(data, start, head["index"], where)
+        return cls._from_head(head, name, records, order)
+
+    @classmethod
+    def from_head(
+        cls, head: Mapping[str, Any], name: str, where: str, blocks: Callable[[list[str]], Any]
+    ) -> ModelState:
+        """The state a layout-2 snapshot's checked ``head`` describes; ``blocks(texts)``
+        reads its records when first used (:class:`modelversions._blocks.Blocks`)."""
+        records, order = _lazy.block_records(head.get("index"), blocks, where)
         return cls._from_head(head, name, records, order)
 
     @classmethod

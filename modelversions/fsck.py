@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from modelversions import _moves, _state, signing
+from modelversions import _lazy, _moves, _state, signing
 from modelversions._commit import Log
 from modelversions._state import ModelState
 from modelversions._util import storage
@@ -267,7 +267,8 @@ class Fsck:
     ) -> tuple[list[VerifyProblem], list[str]]:
         """Check every stored snapshot of ``name`` against the log replayed to ``seq``.
 
-        A snapshot must read, match the sha256 of the entry it was built from, and
+        A snapshot must read (every block of a layout-2 one matching its digest),
+        match the sha256 of the entry it was built from, and
         equal the replay at that entry; one past ``seq`` must name an entry committed
         since. Returns the problems, and the damaged snapshots removed when ``repair``
         (a snapshot is a cache: the log rebuilds it).
@@ -283,7 +284,9 @@ class Fsck:
                 problems.append(VerifyProblem("stray", name, f"{key} is not a snapshot"))
                 continue
             try:
-                snap = self.log.read_snapshot(name, key, snap_seq)
+                snap = self.log.read_snapshot(name, key, snap_seq, strict=True)
+                if isinstance(snap.records, _lazy.LazyRecords):
+                    snap.records.check_all()  # every block against its digest
                 if snap.seq <= seq:  # else written after the replay, from an entry that exists
                     partial = self._replay_to(name, snap.seq)
                     if partial is not None and not partial.same_as(snap):

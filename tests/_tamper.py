@@ -6,13 +6,16 @@ would, bypassing the backends' create-if-absent (local folders and memory only).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from modelversions import _state
+from modelversions import _lazy, _state
 from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
+from modelversions.signing import Keyring
 
 
 def overwrite(backend: Backend, key: str, data: bytes) -> None:
@@ -34,5 +37,36 @@ def stored(backend: Backend) -> dict[str, bytes]:
 
 
 def payload(backend: Backend, key: str) -> dict[str, Any]:
-    """The decoded JSON of a stored history entry or snapshot (its checksum checked)."""
-    return _state.decode(backend.read(key), key)
+    """The decoded JSON of a stored history entry or snapshot (its checksum checked;
+    a snapshot as layout 1 holds it: see :func:`snapshot_payload`)."""
+    return snapshot_payload(backend.read(key), key)
+
+
+def snapshot_payload(data: bytes, key: str = "snapshot") -> dict[str, Any]:
+    """A snapshot's content as one JSON object, as layout 1 stores it (``versions``
+    inline, ``index`` with offsets); a layout-2 snapshot's head seal and block
+    digests are checked, its ``records`` description dropped."""
+    nl = data.find(b"\n")
+    if nl < 0:
+        return _state.decode(data, key)
+    head = _state.decode(data[:nl], key)
+    desc = head.pop("records")
+    blocks = data[nl + 1 :].split(b"\n")[:-1]
+    assert [hashlib.sha256(b).hexdigest() for b in blocks] == desc["digests"]
+    versions = json.loads(b"[" + b",".join(blocks) + b"]")
+    parts = [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in versions]
+    texts = head["index"]["order"].split(" ") if head["index"]["order"] else []
+    head["index"] = _lazy.encode_index(texts, list(head["index"]["flags"]), parts)
+    head["versions"] = versions
+    return head
+
+
+def as_layout1(backend: Backend, key: str, *, sign: Keyring | None = None) -> bytes:
+    """Store snapshot ``key`` again as layout 1 (as the library wrote it before
+    layout 2; signed with ``sign``); return the new bytes."""
+    payload = snapshot_payload(backend.read(key), key)
+    payload.pop("signature", None)
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    data = _state.seal(body) if sign is None else sign.sign(b"snapshot", body)
+    overwrite(backend, key, data)
+    return data

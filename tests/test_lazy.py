@@ -2,7 +2,8 @@
 
 Random histories (every action kind: save, deploy, promote, rollback, mark_failed,
 mark_stable, prune, delete, attest) are written through the public API; then, cut at
-random points, the state at the cut is snapshotted, read back lazily
+random points, the state at the cut is snapshotted (layout 2 with random block sizes,
+or layout 1), read back lazily
 (:meth:`ModelState.from_snapshot_bytes`), partly touched, brought to the end of the log
 and compared with the eager replay on everything readers use. Hostile indexes end in
 IntegrityError, and a registry falls back to the log.
@@ -11,15 +12,23 @@ IntegrityError, and a registry falls back to the log.
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from typing import Any
+from unittest import mock
 
 import pytest
+from _tamper import snapshot_payload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelversions import IntegrityError, ModelRegistry, ModelVersionsError, Status, _state
+from modelversions import (
+    IntegrityError,
+    ModelRegistry,
+    ModelVersionsError,
+    Status,
+    _blocks,
+    _state,
+)
 from modelversions._lazy import LazyRecords, VersionOrder
 from modelversions._state import ModelState, replay
 from modelversions.backends.local import LocalBackend
@@ -126,14 +135,17 @@ def _views(state: ModelState) -> dict[str, Any]:
     actions=st.lists(ACTIONS, max_size=30),
     cut=st.floats(0, 1),
     touch=st.lists(st.integers(0, 40), max_size=4),
+    layout=st.sampled_from([1, 2]),
+    block=st.integers(1, 5),
 )
 def test_lazy_state_equals_eager_replay(
-    actions: list[tuple[Any, ...]], cut: float, touch: list[int]
+    actions: list[tuple[Any, ...]], cut: float, touch: list[int], layout: int, block: int
 ) -> None:
     entries = _history(actions)
     at = max(1, round(cut * len(entries)))
     snap = _eager(entries[:at])
-    data = snap.encode_snapshot()
+    with mock.patch.object(_blocks, "BLOCK", block):  # layout 2: records in blocks
+        data = snap.encode_snapshot() if layout == 2 else _state.encode(snap.to_snapshot())
     lazy = ModelState.from_snapshot_bytes(data, NAME, "snapshot")
     assert lazy is not None
     assert isinstance(lazy.records, LazyRecords) and isinstance(lazy.order, VersionOrder)
@@ -154,7 +166,7 @@ def test_lazy_state_equals_eager_replay(
     assert _views(lazy) == _views(full)
     # the dataclass equality (records, order, pointers, ...) with the eager read of the
     # same snapshot (a snapshot does not keep last_time, whichever way it is read)
-    eager = ModelState.from_snapshot(_state.decode(data, "snapshot"), NAME)
+    eager = ModelState.from_snapshot(snapshot_payload(data), NAME)
     for payload, sha in entries[at:]:
         eager.apply(payload, sha256=sha)
     assert lazy == eager
@@ -163,8 +175,9 @@ def test_lazy_state_equals_eager_replay(
 
 
 def _snapshot_of(count: int) -> tuple[ModelState, bytes]:
+    """A state and its snapshot in layout 1 (what the library wrote before layout 2)."""
     state = _eager(_history([("save", None)] * (count - 1)))
-    return state, state.encode_snapshot()
+    return state, _state.encode(state.to_snapshot())
 
 
 def _reseal(payload: dict[str, Any]) -> bytes:
@@ -173,9 +186,8 @@ def _reseal(payload: dict[str, Any]) -> bytes:
 
 
 def _payload(data: bytes) -> dict[str, Any]:
-    payload = json.loads(data)
-    payload.pop("sha256")
-    return payload
+    """A snapshot's content as layout 1 stores it (see ``_tamper.snapshot_payload``)."""
+    return snapshot_payload(data)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +247,7 @@ def test_a_registry_falls_back_to_the_log_past_a_damaged_index(tmp_path: Any) ->
     keys = backend.list(_state.snapshot_prefix(NAME))
     assert keys
     for key in keys:
-        payload = _payload(backend.read(key))
+        payload = snapshot_payload(backend.read(key))
         payload["index"]["flags"] = "x" * len(payload["index"]["flags"])
         backend.delete(key)
         backend.create(key, _reseal(payload))
@@ -276,7 +288,7 @@ def test_an_index_flag_that_contradicts_its_record_is_refused(tmp_path: Any) -> 
         reg.save(NAME, {"w": i})
     backend = reg.backend
     (key,) = backend.list(_state.snapshot_prefix(NAME))
-    payload = _payload(backend.read(key))
+    payload = snapshot_payload(backend.read(key))
     payload["index"]["flags"] = "s" + payload["index"]["flags"][1:]  # 1.0.0 "stable"
     backend.delete(key)
     backend.create(key, _reseal(payload))

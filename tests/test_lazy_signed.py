@@ -14,7 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from _tamper import overwrite
+from _tamper import as_layout1, overwrite
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from test_lazy import NAME, _do
@@ -29,14 +29,18 @@ KEY = "k" * 32
 OTHER = "j" * 32
 
 
-def _signed(count: int = 40) -> tuple[MemoryBackend, ModelRegistry, str]:
-    """A signed registry of ``count`` versions, the last deployed; its newest snapshot."""
+def _signed(count: int = 40, *, layout1: bool = False) -> tuple[MemoryBackend, ModelRegistry, str]:
+    """A signed registry of ``count`` versions, the last deployed; its newest snapshot
+    (``layout1``: stored again as the library signed snapshots before layout 2)."""
     backend = MemoryBackend()
     reg = ModelRegistry(backend, signing_key=KEY)
     for i in range(count):
         reg.save(NAME, {"w": i})
     reg.deploy(NAME, str(reg.versions(NAME)[-1].version))
-    return backend, reg, backend.list(_state.snapshot_prefix(NAME))[-1]
+    key = backend.list(_state.snapshot_prefix(NAME))[-1]
+    if layout1:
+        as_layout1(backend, key, sign=Keyring(KEY, ()))
+    return backend, reg, key
 
 
 def _fresh(backend: MemoryBackend, *keys: str) -> tuple[ModelRegistry, list[str]]:
@@ -70,7 +74,7 @@ def test_a_signed_snapshot_is_read_lazily() -> None:
     ],
 )
 def test_an_altered_signed_snapshot_is_ignored(change: Any) -> None:
-    backend, reg, key = _signed()
+    backend, reg, key = _signed(layout1=True)
     data = backend.read(key)
     altered = change(data)
     assert altered != data
@@ -81,7 +85,7 @@ def test_an_altered_signed_snapshot_is_ignored(change: Any) -> None:
 
 
 def test_a_snapshot_signed_by_an_unknown_key_or_as_an_entry_is_refused() -> None:
-    backend, _reg, key = _signed()
+    backend, _reg, key = _signed(layout1=True)
     body = _state.unseal(backend.read(key))
     body = b"{" + body[body.index(b"},") + 2 :]  # the canonical body, signature removed
     for keyring, kind, why in (
@@ -109,7 +113,7 @@ def _reordered(data: bytes) -> bytes:
 def test_a_signed_snapshot_stored_in_another_layout_still_verifies(relayout: Any) -> None:
     """Signed over its canonical form but stored otherwise (spaces, other field order):
     the raw check does not pass, the canonical one still accepts it (read eagerly)."""
-    backend, reg, key = _signed()
+    backend, reg, key = _signed(layout1=True)
     data = backend.read(key)
     overwrite(backend, key, _state.seal(relayout(data)))
     reader, caught = _fresh(backend, KEY)
@@ -118,7 +122,7 @@ def test_a_signed_snapshot_stored_in_another_layout_still_verifies(relayout: Any
 
 
 def test_an_unsigned_snapshot_is_still_ignored_by_a_keyed_reader() -> None:
-    backend, reg, key = _signed()
+    backend, reg, key = _signed(layout1=True)
     payload = _state.decode(backend.read(key), key)
     payload.pop("signature")
     overwrite(backend, key, _state.encode(payload))

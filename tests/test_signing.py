@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _tamper import snapshot_payload
 
 from modelversions import (
     IntegrityError,
@@ -61,7 +62,7 @@ def plant_artifact(backend: Backend, name: str, marker: Path) -> tuple[str, int]
 
 
 def payload(backend: Backend, key: str) -> dict[str, Any]:
-    return _state.decode(backend.read(key), key)
+    return snapshot_payload(backend.read(key), key)
 
 
 def signed_registry(backend: Backend, versions: int = 2) -> ModelRegistry:

@@ -49,7 +49,9 @@ TARGETS = [_state.log_key("a", 1), _state.log_key("a", 17), _state.snapshot_key(
 
 
 def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
-    doc = json.loads(data)
+    # A layout-2 snapshot: the fields are its head's; its blocks follow unchanged.
+    head, nl, blocks = data.partition(b"\n")
+    doc = json.loads(head)
 
     def change(field: str, value: Any, resign: bool) -> bytes:
         new = dict(doc)
@@ -59,8 +61,8 @@ def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
         else:
             new[field] = value
         if resign:  # a valid seal over the forged content: only the signature can tell
-            return _state.encode(new)
-        return json.dumps(new).encode()
+            return _state.encode(new) + nl + blocks
+        return json.dumps(new).encode() + nl + blocks
 
     flip = st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)).map(
         lambda t: data[: t[0]] + bytes([data[t[0]] ^ t[1]]) + data[t[0] + 1 :]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _tamper import snapshot_payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -608,7 +609,7 @@ def test_deleted_versions_are_kept_in_snapshots(reg: ModelRegistry) -> None:
     for i in range(20):
         reg.mark_stable("m", "1.0.0", reason=f"r{i}")
     [key, *_] = reversed(reg.backend.list("models/m/@snapshots/"))
-    snap = _state.decode(reg.backend.read(key), key)
+    snap = snapshot_payload(reg.backend.read(key), key)
     assert set(snap["deleted"]) == {"1.1.0"} and snap["highest"] == "1.1.0"
     fresh = reopen(reg)
     with pytest.raises(VersionExistsError, match="deleted"):
@@ -624,7 +625,7 @@ def test_snapshot_from_an_older_library_is_not_trusted_for_deletions(reg: ModelR
     for i in range(20):
         reg.mark_stable("m", "1.0.0", reason=f"r{i}")
     for key in reg.backend.list("models/m/@snapshots/"):
-        payload = _state.decode(reg.backend.read(key), key)
+        payload = snapshot_payload(reg.backend.read(key), key)
         del payload["deleted"], payload["highest"]  # what the previous release wrote
         reg.backend.delete(key)
         reg.backend.create(key, _state.encode(payload))

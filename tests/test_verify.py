@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from _tamper import overwrite, stored
+from _tamper import overwrite, snapshot_payload, stored
 
 from modelversions import IntegrityError, ModelRegistry, Status, _state
 from modelversions.backends import Backend
@@ -172,15 +172,25 @@ def _with_snapshot(backend: Backend) -> str:
     return key
 
 
-@pytest.mark.parametrize("damage", ["missing-version", "truncated"])
+@pytest.mark.parametrize(
+    "damage", ["missing-version", "truncated", "block-altered", "blocks-truncated"]
+)
 def test_damaged_snapshot_is_reported_and_the_log_is_served(store: Backend, damage: str) -> None:
     key = _with_snapshot(store)
-    snap = _state.decode(store.read(key), key)
+    data = store.read(key)
+    head_end = data.index(b"\n") + 1  # layout 2: the sealed head, then the blocks
     if damage == "missing-version":
+        snap = snapshot_payload(data, key)
         snap["pointers"]["production"] = "9.9.9"
         overwrite(store, key, _state.encode(snap))
+    elif damage == "truncated":
+        overwrite(store, key, data[:40])
+    elif damage == "block-altered":  # the head (and its seal) intact: the digest tells
+        at = data.index(b'"sha256":"', head_end) + 10  # an artifact's hash: one digit
+        digit = b"0" if data[at : at + 1] != b"0" else b"1"
+        overwrite(store, key, data[:at] + digit + data[at + 1 :])
     else:
-        overwrite(store, key, store.read(key)[:40])
+        overwrite(store, key, data[: head_end + 5])
 
     report = ModelRegistry(store).verify()
     assert "snapshot-damaged" in {p.kind for p in report.problems}, str(report)

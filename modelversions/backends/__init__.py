@@ -16,6 +16,8 @@ The primitives (see ``docs/backends.md`` for the full contract):
                        publishes it atomically if ``key`` is absent; nothing is visible
                        before that, nor after ``abort()``
 ``open_read(key)``     a readable binary file object
+``read_range(k, a, b)``  bytes ``a`` to ``b`` (fewer at the end of the object); a default
+                       built on ``open_read`` serves backends that do not bind it
 ``list(prefix)``       every key under ``prefix``, sorted
 ``delete(key)``        remove a key; a missing key is not an error
 =====================  ==================================================================
@@ -133,6 +135,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` up to ``end`` of the object (fewer when it ends before ``end``).
+
+        ``FileNotFoundError`` when absent. The default seeks in :meth:`open_read`
+        (or slices :meth:`read` when that is not seekable); backends override it with a
+        ranged request (a snapshot's head and blocks are read this way, see
+        :mod:`modelversions._blocks`).
+        """
+        if not 0 <= start <= end:
+            raise ValueError(f"bad range {start}..{end} of {key}")
+        with self.open_read(key) as fh:
+            if not fh.seekable():
+                return self.read(key)[start:end]
+            fh.seek(start)
+            chunks, want = [], end - start
+            while want > 0 and (chunk := fh.read(want)):
+                chunks.append(chunk)
+                want -= len(chunk)
+            return b"".join(chunks)
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under ``key``."""

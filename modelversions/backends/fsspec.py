@@ -229,6 +229,16 @@ class FsspecBackend(Backend):
             raise FileNotFoundError(errno.ENOENT, "no such object", key) from exc
         return data
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        if not 0 <= start <= end:
+            raise ValueError(f"bad range {start}..{end} of {key}")
+        path = self._path(key)
+        try:
+            data: bytes = self.fs.cat_file(path, start=start, end=end)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise FileNotFoundError(errno.ENOENT, "no such object", key) from exc
+        return data
+
     def create(self, key: str, data: bytes) -> None:
         path = self._path(key)
         data = bytes(data)

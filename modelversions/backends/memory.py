@@ -56,6 +56,11 @@ class MemoryBackend(Backend):
     def open_blob(self) -> BlobWriter:
         return _MemoryBlob(self)
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        if not 0 <= start <= end:
+            raise ValueError(f"bad range {start}..{end} of {key}")
+        return self.read(key)[start:end]
+
     def open_read(self, key: str) -> IO[bytes]:
         return io.BytesIO(self.read(key))
 
