@@ -4,16 +4,20 @@ A snapshot of a model with many versions is mostly records a fresh process never
 reads. Layout 2 stores it as lines::
 
     <sealed head: a JSON object, one line>\\n
-    <block 0: records 0..255 as JSON, comma-separated>\\n
-    <block 1: records 256..511>\\n
+    <record 0 as JSON>\\n          (block 0: records 0..63)
+    ...
+    <record 63>\\n
+    <record 64>\\n                 (block 1: records 64..127)
     ...
 
-The head holds everything a snapshot holds except the records (pointers, the
-``index`` of versions and status flags, ``deleted``, ``highest``...) plus ``records``:
-``block`` (records per block, fixed by the writer), and per block its byte ``sizes``,
-the ``lengths`` of its records (decimal, space-separated) and the ``digests`` (sha256
-of its bytes). The seal (and, in a signed registry, the signature) covers the head, so
-every record byte is bound to it through its block's digest.
+One record per line: JSON text never holds a raw newline. The head holds everything a
+snapshot holds except the records (pointers, the ``index`` of versions and status
+flags, ``deleted``, ``highest``...) plus ``records``: ``block`` (records per block,
+fixed by the writer), and per block its byte ``sizes`` (without the newline that ends
+it) and ``digests`` (sha256 of those bytes). Small blocks keep what an open hashes
+small: the head and the one block that holds the record asked for. The seal (and, in
+a signed registry, the signature) covers the head, so every record byte is bound to it
+through its block's digest.
 
 A reader reads the head alone (:func:`read_head`: a ranged read, more if the head is
 longer), checks it, and builds records from blocks fetched with a ranged read,
@@ -38,8 +42,8 @@ from modelversions._codec import check_seal, sha256
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 
-BLOCK = 256  # records per block: ~80 KB of typical records, one read and one hash each
-FIRST_READ = 256 * 1024  # the first ranged read: the whole head up to ~25,000 versions
+BLOCK = 64  # records per block: ~20 KB of typical records, one read and one hash each
+FIRST_READ = 128 * 1024  # the first ranged read: the whole head up to ~12,000 versions
 
 Fetch = Callable[[int, int], bytes]  # bytes start..end of the snapshot (fewer at its end)
 Recover = Callable[[], Mapping[str, ModelVersion]]  # version text -> record at the snapshot
@@ -51,12 +55,10 @@ def encode(head: dict[str, Any], parts: list[bytes], seal: Callable[[bytes], byt
     ``seal`` turns the head's canonical JSON into its stored bytes (sealed, or signed
     then sealed); it is given ``head`` plus the ``records`` description.
     """
-    chunks = [parts[i : i + BLOCK] for i in range(0, len(parts), BLOCK)]
-    blocks = [b",".join(chunk) for chunk in chunks]
+    blocks = [b"\n".join(parts[i : i + BLOCK]) for i in range(0, len(parts), BLOCK)]
     head["records"] = {
         "block": BLOCK,
         "digests": [sha256(b).hexdigest() for b in blocks],
-        "lengths": [" ".join(str(len(p)) for p in chunk) for chunk in chunks],
         "sizes": [len(b) for b in blocks],
     }
     text = json.dumps(head, separators=(",", ":"), sort_keys=True, allow_nan=False)
@@ -135,13 +137,12 @@ class Blocks:
         if not isinstance(desc, dict):
             raise IntegrityError(f"{where} has a damaged records description")
         block: Any = desc.get("block")
-        digests, lengths, sizes = desc.get("digests"), desc.get("lengths"), desc.get("sizes")
+        digests, sizes = desc.get("digests"), desc.get("sizes")
         count = -(-n // block) if type(block) is int and block > 0 else -1
         if not (
             isinstance(digests, list)
-            and isinstance(lengths, list)
             and isinstance(sizes, list)
-            and len(digests) == len(lengths) == len(sizes) == count
+            and len(digests) == len(sizes) == count
             and all(type(s) is int and s >= 0 for s in sizes)
         ):
             raise IntegrityError(f"{where} has a damaged records description")
@@ -151,7 +152,7 @@ class Blocks:
         # Block b sits at _starts[b] (each block is followed by a newline).
         self._starts = list(itertools.accumulate((s + 1 for s in sizes), initial=head_end))
         self._head_end = head_end
-        self._cache: dict[int, tuple[bytes, list[int]]] = {}
+        self._cache: dict[int, list[bytes]] = {}  # block -> its records (checked bytes)
         self._recovered: Mapping[str, ModelVersion] | None = None
         self._rest = rest  # read with the head: blocks in it are checked when first used
 
@@ -161,28 +162,17 @@ class Blocks:
     def _accept(self, b: int, data: bytes, *, quiet: bool = False) -> bool:
         """Check block ``b``'s bytes against the head and keep them; False if they fail."""
         desc = self._desc
-        lengths = desc["lengths"][b]
-        try:
-            sizes = [int(x) for x in lengths.split(" ")] if isinstance(lengths, str) else []
-        except ValueError:
-            sizes = []
-        first = b * self._block
-        expect = min(self._block, self._n - first)
-        if (
-            len(data) != desc["sizes"][b]
-            or sha256(data).hexdigest() != desc["digests"][b]
-            or len(sizes) != expect
-            or sum(sizes) + expect - 1 != len(data)
-            or min(sizes) < 1
-        ):
+        expect = min(self._block, self._n - b * self._block)
+        ok = len(data) == desc["sizes"][b] and sha256(data).hexdigest() == desc["digests"][b]
+        records = data.split(b"\n") if ok else []
+        if len(records) != expect or not all(records):
             if quiet:
                 return False
             raise IntegrityError(
                 f"{self._where} is damaged (block {b} of its records does not match the "
-                "sha256 and sizes its head records)"
+                "sha256 and size its head records)"
             )
-        offsets = list(itertools.accumulate((s + 1 for s in sizes), initial=0))
-        self._cache[b] = (data, offsets)
+        self._cache[b] = records
         return True
 
     def _load(self, b: int) -> None:
@@ -218,8 +208,7 @@ class Blocks:
                 except (FileNotFoundError, IntegrityError) as exc:
                     return self._from_log(self._lost(exc), i)
                 hit = self._cache[b]
-            data, offsets = hit
-            return data[offsets[j] : offsets[j + 1] - 1]
+            return hit[j]
         return self._from_log(self._recovered, i)
 
     def _from_log(self, recovered: Mapping[str, ModelVersion], i: int) -> bytes:

@@ -51,9 +51,11 @@ def snapshot_payload(data: bytes, key: str = "snapshot") -> dict[str, Any]:
         return _state.decode(data, key)
     head = _state.decode(data[:nl], key)
     desc = head.pop("records")
-    blocks = data[nl + 1 :].split(b"\n")[:-1]
+    lines = data[nl + 1 :].split(b"\n")[:-1]  # one record per line
+    n = desc["block"]
+    blocks = [b"\n".join(lines[i : i + n]) for i in range(0, len(lines), n)]
     assert [hashlib.sha256(b).hexdigest() for b in blocks] == desc["digests"]
-    versions = json.loads(b"[" + b",".join(blocks) + b"]")
+    versions = json.loads(b"[" + b",".join(lines) + b"]")
     parts = [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in versions]
     texts = head["index"]["order"].split(" ") if head["index"]["order"] else []
     head["index"] = _lazy.encode_index(texts, list(head["index"]["flags"]), parts)
