@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Iterator, MutableMapping, MutableSequence, Sequence
 from typing import Any, Protocol, overload
 
+from modelversions._blocks import Texts
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion, Status, _parse_version
 from modelversions.version import Version
@@ -95,19 +96,21 @@ class VersionOrder(MutableSequence[Version]):
 
     __slots__ = ("_parsed", "_texts", "_where")
 
-    def __init__(self, texts: list[str], where: str) -> None:
+    def __init__(self, texts: MutableSequence[str], where: str) -> None:
         self._texts = texts
-        self._parsed: list[Version | None] = [None] * len(texts)
+        # Text -> version, for those parsed (a text parses the same wherever it sits).
+        self._parsed: dict[str, Version] = {}
         self._where = where
 
     @property
-    def texts(self) -> list[str]:
+    def texts(self) -> MutableSequence[str]:
         return self._texts
 
     def _at(self, i: int) -> Version:
-        v = self._parsed[i]
+        text = self._texts[i]
+        v = self._parsed.get(text)
         if v is None:
-            v = self._parsed[i] = parse_version_text(self._texts[i], self._where)
+            v = self._parsed[text] = parse_version_text(text, self._where)
         return v
 
     @overload
@@ -117,8 +120,7 @@ class VersionOrder(MutableSequence[Version]):
     def __getitem__(self, i: int | slice) -> Version | list[Version]:
         if isinstance(i, slice):
             return [self._at(j) for j in range(*i.indices(len(self._texts)))]
-        v = self._parsed[i]  # bisection reads these often: the cached one, if parsed
-        return self._at(i) if v is None else v
+        return self._at(i)
 
     def __setitem__(self, i: Any, value: Any) -> None:
         raise TypeError("VersionOrder items are replaced by insert and delete only")
@@ -127,14 +129,14 @@ class VersionOrder(MutableSequence[Version]):
         if isinstance(i, slice):
             raise TypeError("VersionOrder items are deleted one at a time")
         del self._texts[i]
-        del self._parsed[i]
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def insert(self, index: int, value: Version) -> None:
-        self._texts.insert(index, str(value))
-        self._parsed.insert(index, value)
+        text = str(value)
+        self._texts.insert(index, text)
+        self._parsed[text] = value
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, VersionOrder):
@@ -331,7 +333,7 @@ class Listing:
 
     def __init__(self, records: LazyRecords, order: Sequence[Version]) -> None:
         self._records = records
-        self._texts = list(order_texts(order))
+        self._texts = copy_texts(order_texts(order))
         self._versions = VersionOrder(self._texts, records._where)
         self._gone = set(records._gone)
         self._built = dict(records._built)
@@ -449,9 +451,10 @@ def lazy_records(
 
 
 def block_records(
-    index: Any, source: Callable[[list[str]], Source], where: str
+    index: Any, block: Any, source: Callable[[MutableSequence[str]], Source], where: str
 ) -> tuple[LazyRecords, VersionOrder]:
-    """The records and order of a layout-2 snapshot's ``index`` (order and flags).
+    """The records and order of a layout-2 snapshot's ``index`` (the order, one string
+    of versions per ``block`` records, and the flags).
 
     Checks what a state needs before any record is read: one flag per version (each
     is checked where it is used: a status read from it, or compared with its record's
@@ -466,13 +469,11 @@ def block_records(
     """
     if not isinstance(index, dict):
         raise IntegrityError(f"{where} has a damaged index")
-    order_text, flags = index.get("order"), index.get("flags")
-    if not isinstance(order_text, str) or not isinstance(flags, str):
+    chunks, flags = index.get("order"), index.get("flags")
+    if not isinstance(flags, str):
         raise IntegrityError(f"{where} has a damaged index")
-    texts = order_text.split(" ") if order_text else []
-    if len(flags) != len(texts):  # each flag is checked where used (peek, _check)
-        raise IntegrityError(f"{where} has a damaged index")
-    kept = list(texts)  # the order changes as entries are applied; these do not
+    texts = Texts.parse(chunks, block, len(flags), where)  # each block split when read
+    kept = texts.copy()  # the order changes as entries are applied; these do not
     records = source(kept)
     if len(records) != len(texts):
         raise IntegrityError(f"{where} has a damaged index")
@@ -480,6 +481,11 @@ def block_records(
     return LazyRecords(records, flags, stored, where), VersionOrder(texts, where)
 
 
-def order_texts(order: Sequence[Version]) -> list[str]:
+def order_texts(order: Sequence[Version]) -> MutableSequence[str]:
     """The versions of ``order`` as text (kept as text by a :class:`VersionOrder`)."""
     return order.texts if isinstance(order, VersionOrder) else [str(v) for v in order]
+
+
+def copy_texts(texts: MutableSequence[str]) -> MutableSequence[str]:
+    """An independent copy of ``texts`` (a :class:`Texts` shares its stored blocks)."""
+    return texts.copy() if isinstance(texts, Texts) else list(texts)

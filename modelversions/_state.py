@@ -381,7 +381,7 @@ class ModelState:
             parts.append(text)
             flags.append(_lazy.flag(mv))
         self._fragments = fresh
-        index = {"flags": "".join(flags), "order": " ".join(texts)}  # no offsets: blocks
+        index = {"flags": "".join(flags)}  # the order: by block (see _blocks.encode)
         head = {
             "schema": SCHEMA,
             "name": self.name,
@@ -391,7 +391,7 @@ class ModelState:
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
-        return _blocks.encode(head, parts, seal)
+        return _blocks.encode(head, list(texts), parts, seal)
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:
@@ -432,11 +432,17 @@ class ModelState:
 
     @classmethod
     def from_head(
-        cls, head: Mapping[str, Any], name: str, where: str, blocks: Callable[[list[str]], Any]
+        cls,
+        head: Mapping[str, Any],
+        name: str,
+        where: str,
+        blocks: Callable[[MutableSequence[str]], Any],
     ) -> ModelState:
         """The state a layout-2 snapshot's checked ``head`` describes; ``blocks(texts)``
         reads its records when first used (:class:`modelversions._blocks.Blocks`)."""
-        records, order = _lazy.block_records(head.get("index"), blocks, where)
+        desc = head.get("records")
+        block = desc.get("block") if isinstance(desc, dict) else None
+        records, order = _lazy.block_records(head.get("index"), block, blocks, where)
         return cls._from_head(head, name, records, order)
 
     @classmethod

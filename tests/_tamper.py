@@ -57,7 +57,7 @@ def snapshot_payload(data: bytes, key: str = "snapshot") -> dict[str, Any]:
     assert [hashlib.sha256(b).hexdigest() for b in blocks] == desc["digests"]
     versions = json.loads(b"[" + b",".join(lines) + b"]")
     parts = [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in versions]
-    texts = head["index"]["order"].split(" ") if head["index"]["order"] else []
+    texts = " ".join(head["index"]["order"]).split(" ") if head["index"]["order"] else []
     head["index"] = _lazy.encode_index(texts, list(head["index"]["flags"]), parts)
     head["versions"] = versions
     return head
