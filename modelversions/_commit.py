@@ -14,12 +14,15 @@ but snapshots it has superseded.
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from modelversions import _moves, _state
 from modelversions._names import check_name
@@ -36,8 +39,12 @@ from modelversions.errors import (
 from modelversions.records import Event, _ts
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from modelversions._events import E, Payload
     from modelversions.signing import Guard
+
+_T = TypeVar("_T")
 
 # A snapshot caches a model's state so a new registry replays at most a few entries.
 # Its cost grows with the number of versions, its benefit with the entries it saves:
@@ -65,6 +72,46 @@ class Artifact(Protocol):
 
 # Marks a cached history entry written before the hash chain (it has no "prev").
 _UNCHAINED = object()
+
+
+class _Waited(Exception):
+    """What the ``ready`` call of :meth:`Log.commit` raised, passed on as it is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# The threads that fsync a staged history entry while the artifact is made durable.
+_workers: tuple[int, ThreadPoolExecutor] | None = None
+_workers_lock = threading.Lock()
+
+
+def _start(fn: Callable[[], _T]) -> Future[_T]:
+    """Run ``fn`` in a worker thread; return once it has begun (its first call made).
+
+    The caller resumes only when the worker gives up the interpreter lock, at its first
+    blocking call: the order of I/O calls is the same from run to run (the failure
+    injection tests fail each call in turn). Workers are made on first use, and anew
+    in a forked child.
+    """
+    global _workers
+    with _workers_lock:
+        if _workers is None or _workers[0] != os.getpid():
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(4, thread_name_prefix="modelversions-sync")
+            _workers = (os.getpid(), pool)
+        pool = _workers[1]
+    begun = threading.Event()
+
+    def run() -> _T:
+        begun.set()
+        return fn()
+
+    future = pool.submit(run)
+    begun.wait()
+    return future
 
 
 class Log:
@@ -308,9 +355,18 @@ class Log:
         return _state.event_from_payload(payload)
 
     def commit(
-        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
+        self,
+        name: str,
+        build: Callable[[ModelState], E],
+        *,
+        new_model: bool = False,
+        ready: Callable[[], object] | None = None,
     ) -> tuple[E, ModelState]:
-        """Append one event computed by ``build`` from the newest state; retry on races."""
+        """Append one event computed by ``build`` from the newest state; retry on races.
+
+        ``ready``: called (once) before the first entry is published, e.g. to wait for
+        the artifact the entry names to be durable; the entry is written meanwhile.
+        """
         delay = 0.0005
         for _attempt in range(self.max_retries):
             with self.lock:
@@ -323,9 +379,15 @@ class Log:
                 else:
                     data = self.guard.encode_entry(payload)
                 try:
-                    self.backend.create(key, data)
+                    if ready is not None:
+                        ready, first = None, ready
+                        self._create_after(key, data, first)
+                    else:
+                        self.backend.create(key, data)
                 except FileExistsError:
                     pass  # another writer committed entry `seq` first: re-read and retry
+                except _Waited as waited:
+                    raise waited.error from waited.error.__cause__
                 except OSError as exc:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
                 else:
@@ -345,6 +407,39 @@ class Log:
             f"gave up changing model {name!r} after {self.max_retries} attempts: other "
             "writers kept committing first; nothing was changed by this call"
         )
+
+    def _create_after(self, key: str, data: bytes, ready: Callable[[], object]) -> None:
+        """``create(key, data)`` once ``ready()`` returned: the entry is published after.
+
+        With a backend that stages (:meth:`LocalBackend.stage`), the entry is written
+        first and fsynced in a worker while ``ready()`` runs. What ``ready`` raises is
+        raised as it is (as :class:`_Waited`); nothing is published then.
+        """
+        stage = getattr(self.backend, "stage", None)
+        if stage is None:
+            try:
+                ready()
+            except Exception as exc:
+                raise _Waited(exc) from exc
+            self.backend.create(key, data)
+            return
+        staged = stage(data, sync=False)
+        try:
+            syncing = _start(staged.sync)
+            try:
+                ready()
+            except Exception as exc:
+                raise _Waited(exc) from exc
+            finally:
+                error = syncing.exception()
+            if error is not None:
+                raise error
+            created = staged.publish(key)
+        except BaseException:
+            staged.discard()
+            raise
+        if not created:
+            raise FileExistsError(errno.EEXIST, "object exists", key)
 
     def _commit_failed(self, key: str, data: bytes, exc: OSError) -> str:
         try:
@@ -400,21 +495,50 @@ class Log:
             state = self.refresh(name)
             check(state)
             is_new = state.seq == 0
-        sha256, size, created = self._write_artifact(name, artifact)
-        if is_new:
-            with storage(f"registering model {name!r}"), suppress(FileExistsError):
-                self.backend.create(_state.index_key(name), b"{}")
-        event, state = self.commit(name, rule(sha256, size), new_model=True)
+        dump = getattr(artifact, "dump", None)
+        if dump is None or getattr(self.backend, "stage", None) is None:
+            write = partial(artifact.write, self.backend, name)
+            sha256, size, created = self._write_artifact(name, write)
+            event, state = self._commit_save(name, is_new, rule(sha256, size))
+        else:
+            # The entry is written before the artifact is published, and fsynced while
+            # the artifact is: one fsync less to wait for. It is published only after.
+            sha256, size, publish, abort = self._write_artifact(
+                name, partial(dump, self.backend, name)
+            )
+            published: list[bool] = []
+
+            def ready() -> None:
+                published.append(self._write_artifact(name, publish))
+
+            try:
+                event, state = self._commit_save(name, is_new, rule(sha256, size), ready)
+            finally:
+                if not published:  # failed before the artifact was published: drop it
+                    abort()
+            created = published[0]
         with storage(f"checking the artifact of {name!r}"):
             artifact.ensure(self.backend, name, sha256, created)
         return event, state
 
-    def _write_artifact(self, name: str, artifact: Artifact) -> tuple[str, int, bool]:
-        """Store the artifact; return its sha256, size and whether it was new."""
+    def _commit_save(
+        self,
+        name: str,
+        is_new: bool,
+        build: Callable[[ModelState], E],
+        ready: Callable[[], object] | None = None,
+    ) -> tuple[E, ModelState]:
+        if is_new:
+            with storage(f"registering model {name!r}"), suppress(FileExistsError):
+                self.backend.create(_state.index_key(name), b"{}")
+        return self.commit(name, build, new_model=True, ready=ready)
+
+    def _write_artifact(self, name: str, write: Callable[[], _T]) -> _T:
+        """``write()`` (storing the artifact, or a part of that), with its errors explained."""
         what = f"writing an artifact of {name!r}"
         try:
             with storage(what):
-                return artifact.write(self.backend, name)
+                return write()
         except (FileNotFoundError, FileExistsError) as exc:
             # e.g. its temporary removed under it: nothing was stored, say so as a
             # StorageError (VersionExistsError and the like are not OSErrors here).

@@ -43,7 +43,7 @@ from modelversions.backends._safepath import (
 )
 from modelversions.errors import InvalidInputError, StorageError
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "Staged"]
 
 _TMP = ".tmp"
 _HOST = host_name().replace(".", "_") or "host"
@@ -239,29 +239,42 @@ class LocalBackend(Backend):
 
     def create(self, key: str, data: bytes) -> None:
         split_key(key)
+        staged = self.stage(data)
+        try:
+            created = staged.publish(key)
+        except BaseException:
+            staged.discard()
+            raise
+        if not created:
+            raise FileExistsError(errno.EEXIST, "object exists", key)
+
+    def stage(self, data: bytes, *, sync: bool = True) -> Staged:
+        """``data`` in a new temporary file, not visible yet; fsynced unless ``sync=False``.
+
+        Optional in the protocol: lets the registry write a history entry, and fsync it
+        (:meth:`Staged.sync`, which may run in another thread) while the artifact it
+        names is made durable, and publish the entry only once that is done.
+        :meth:`Staged.publish` or :meth:`Staged.discard` must follow.
+        """
         name = self._tmp_name()
         tmpdir = self._safe.walk([_TMP], create=True)
         try:
-            try:
-                fd = os.open(at(tmpdir, name), O_WRITE_NEW, 0o644, dir_fd=fd_of(tmpdir))
-                try:
-                    view = memoryview(data)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                    if self.durable:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                created = self._publish(name, key, tmpdir=tmpdir)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(at(tmpdir, name), dir_fd=fd_of(tmpdir))
-                raise
-        finally:
+            fd = os.open(at(tmpdir, name), O_WRITE_NEW, 0o644, dir_fd=fd_of(tmpdir))
+        except BaseException:
             close_dir(tmpdir)
-        if not created:
-            raise FileExistsError(errno.EEXIST, "object exists", key)
+            raise
+        staged = Staged(self, name, tmpdir, fd)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if sync:
+                staged.sync()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
 
     def open_blob(self) -> BlobWriter:
         return _LocalBlob(self)
@@ -457,3 +470,64 @@ class _LocalBlob(BlobWriter):
                 fh.close()
         with contextlib.suppress(OSError):
             self._backend._remove_tmp(self._name)
+
+
+class Staged:
+    """A temporary file of :meth:`LocalBackend.stage`, waiting to be published.
+
+    It keeps the file and its ``.tmp`` folder open until :meth:`publish` or
+    :meth:`discard` (either removes the temporary; a second call does nothing).
+    """
+
+    def __init__(self, backend: LocalBackend, name: str, tmpdir: Dir, fd: int) -> None:
+        self._backend = backend
+        self._name = name
+        self._tmpdir: Dir | None = tmpdir
+        self._fd: int | None = fd
+
+    def sync(self) -> None:
+        """``fsync`` the file (if the backend is durable)."""
+        if self._fd is None:
+            raise ValueError("staged object already published or discarded")
+        if self._backend.durable:
+            os.fsync(self._fd)
+
+    def _take(self) -> tuple[int | None, Dir | None]:
+        fd, self._fd = self._fd, None
+        tmpdir, self._tmpdir = self._tmpdir, None
+        return fd, tmpdir
+
+    def _unlink(self, tmpdir: Dir) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(at(tmpdir, self._name), dir_fd=fd_of(tmpdir))
+
+    def publish(self, key: str) -> bool:
+        """Link it in as ``key`` (then fsync the folder); False if ``key`` exists.
+
+        Call :meth:`sync` first (``stage`` does unless told not to).
+        """
+        fd, tmpdir = self._take()
+        if tmpdir is None:
+            raise ValueError("staged object already published or discarded")
+        try:
+            try:
+                if fd is not None:
+                    os.close(fd)
+            except BaseException:
+                self._unlink(tmpdir)
+                raise
+            return self._backend._publish(self._name, key, tmpdir=tmpdir)
+        finally:
+            close_dir(tmpdir)
+
+    def discard(self) -> None:
+        """Remove the temporary file unpublished."""
+        fd, tmpdir = self._take()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if tmpdir is not None:
+            try:
+                self._unlink(tmpdir)
+            finally:
+                close_dir(tmpdir)
