@@ -380,7 +380,7 @@ class Log:
                     data = self.guard.encode_entry(payload)
                 try:
                     if ready is not None:
-                        ready, first = None, ready
+                        first, ready = ready, None
                         self._create_after(key, data, first)
                     else:
                         self.backend.create(key, data)
