@@ -425,13 +425,13 @@ class Log:
             return
         staged = stage(data, sync=False)
         try:
-            syncing = _start(staged.sync)
+            syncing = _start(staged.sync) if staged.durable else None
             try:
                 ready()
             except Exception as exc:
                 raise _Waited(exc) from exc
             finally:
-                error = syncing.exception()
+                error = None if syncing is None else syncing.exception()
             if error is not None:
                 raise error
             created = staged.publish(key)

@@ -517,6 +517,11 @@ class Staged:
         self._tmpdir: Dir | None = tmpdir
         self._fd: int | None = fd
 
+    @property
+    def durable(self) -> bool:
+        """Whether :meth:`sync` fsyncs (the backend's ``durable``)."""
+        return self._backend.durable
+
     def sync(self) -> None:
         """``fsync`` the file (if the backend is durable)."""
         if self._fd is None:
