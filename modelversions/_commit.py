@@ -14,8 +14,6 @@ but snapshots it has superseded.
 
 from __future__ import annotations
 
-import errno
-import os
 import threading
 import time
 import warnings
@@ -24,7 +22,7 @@ from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from modelversions import _moves, _state
+from modelversions import _moves, _staging, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import host_name, now, storage
@@ -39,8 +37,6 @@ from modelversions.errors import (
 from modelversions.records import Event, _ts
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from modelversions._events import E, Payload
     from modelversions.signing import Guard
 
@@ -72,46 +68,6 @@ class Artifact(Protocol):
 
 # Marks a cached history entry written before the hash chain (it has no "prev").
 _UNCHAINED = object()
-
-
-class _Waited(Exception):
-    """What the ``ready`` call of :meth:`Log.commit` raised, passed on as it is."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-# The threads that fsync a staged history entry while the artifact is made durable.
-_workers: tuple[int, ThreadPoolExecutor] | None = None
-_workers_lock = threading.Lock()
-
-
-def _start(fn: Callable[[], _T]) -> Future[_T]:
-    """Run ``fn`` in a worker thread; return once it has begun (its first call made).
-
-    The caller resumes only when the worker gives up the interpreter lock, at its first
-    blocking call: the order of I/O calls is the same from run to run (the failure
-    injection tests fail each call in turn). Workers are made on first use, and anew
-    in a forked child.
-    """
-    global _workers
-    with _workers_lock:
-        if _workers is None or _workers[0] != os.getpid():
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(4, thread_name_prefix="modelversions-sync")
-            _workers = (os.getpid(), pool)
-        pool = _workers[1]
-    begun = threading.Event()
-
-    def run() -> _T:
-        begun.set()
-        return fn()
-
-    future = pool.submit(run)
-    begun.wait()
-    return future
 
 
 class Log:
@@ -381,12 +337,12 @@ class Log:
                 try:
                     if ready is not None:
                         first, ready = ready, None
-                        self._create_after(key, data, first)
+                        _staging.create_after(self.backend, key, data, first)
                     else:
                         self.backend.create(key, data)
                 except FileExistsError:
                     pass  # another writer committed entry `seq` first: re-read and retry
-                except _Waited as waited:
+                except _staging.Waited as waited:
                     raise waited.error from waited.error.__cause__
                 except OSError as exc:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
@@ -407,39 +363,6 @@ class Log:
             f"gave up changing model {name!r} after {self.max_retries} attempts: other "
             "writers kept committing first; nothing was changed by this call"
         )
-
-    def _create_after(self, key: str, data: bytes, ready: Callable[[], object]) -> None:
-        """``create(key, data)`` once ``ready()`` returned: the entry is published after.
-
-        With a backend that stages (:meth:`LocalBackend.stage`), the entry is written
-        first and fsynced in a worker while ``ready()`` runs. What ``ready`` raises is
-        raised as it is (as :class:`_Waited`); nothing is published then.
-        """
-        stage = getattr(self.backend, "stage", None)
-        if stage is None:
-            try:
-                ready()
-            except Exception as exc:
-                raise _Waited(exc) from exc
-            self.backend.create(key, data)
-            return
-        staged = stage(data, sync=False)
-        try:
-            syncing = _start(staged.sync) if staged.durable else None
-            try:
-                ready()
-            except Exception as exc:
-                raise _Waited(exc) from exc
-            finally:
-                error = None if syncing is None else syncing.exception()
-            if error is not None:
-                raise error
-            created = staged.publish(key)
-        except BaseException:
-            staged.discard()
-            raise
-        if not created:
-            raise FileExistsError(errno.EEXIST, "object exists", key)
 
     def _commit_failed(self, key: str, data: bytes, exc: OSError) -> str:
         try:
