@@ -19,10 +19,9 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
-from functools import partial
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
-from modelversions import _moves, _staging, _state
+from modelversions import _moves, _state
 from modelversions._names import check_name
 from modelversions._state import ModelState
 from modelversions._util import host_name, now, storage
@@ -39,8 +38,6 @@ from modelversions.records import Event, _ts
 if TYPE_CHECKING:
     from modelversions._events import E, Payload
     from modelversions.signing import Guard
-
-_T = TypeVar("_T")
 
 # A snapshot caches a model's state so a new registry replays at most a few entries.
 # Its cost grows with the number of versions, its benefit with the entries it saves:
@@ -311,18 +308,9 @@ class Log:
         return _state.event_from_payload(payload)
 
     def commit(
-        self,
-        name: str,
-        build: Callable[[ModelState], E],
-        *,
-        new_model: bool = False,
-        ready: Callable[[], object] | None = None,
+        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
     ) -> tuple[E, ModelState]:
-        """Append one event computed by ``build`` from the newest state; retry on races.
-
-        ``ready``: called (once) before the first entry is published, e.g. to wait for
-        the artifact the entry names to be durable; the entry is written meanwhile.
-        """
+        """Append one event computed by ``build`` from the newest state; retry on races."""
         delay = 0.0005
         for _attempt in range(self.max_retries):
             with self.lock:
@@ -335,15 +323,9 @@ class Log:
                 else:
                     data = self.guard.encode_entry(payload)
                 try:
-                    if ready is not None:
-                        first, ready = ready, None
-                        _staging.create_after(self.backend, key, data, first)
-                    else:
-                        self.backend.create(key, data)
+                    self.backend.create(key, data)
                 except FileExistsError:
                     pass  # another writer committed entry `seq` first: re-read and retry
-                except _staging.Waited as waited:
-                    raise waited.error from waited.error.__cause__
                 except OSError as exc:
                     raise StorageError(self._commit_failed(key, data, exc)) from exc
                 else:
@@ -418,50 +400,21 @@ class Log:
             state = self.refresh(name)
             check(state)
             is_new = state.seq == 0
-        dump = getattr(artifact, "dump", None)
-        if dump is None or getattr(self.backend, "stage", None) is None:
-            write = partial(artifact.write, self.backend, name)
-            sha256, size, created = self._write_artifact(name, write)
-            event, state = self._commit_save(name, is_new, rule(sha256, size))
-        else:
-            # The entry is written before the artifact is published, and fsynced while
-            # the artifact is: one fsync less to wait for. It is published only after.
-            sha256, size, publish, abort = self._write_artifact(
-                name, partial(dump, self.backend, name)
-            )
-            published: list[bool] = []
-
-            def ready() -> None:
-                published.append(self._write_artifact(name, publish))
-
-            try:
-                event, state = self._commit_save(name, is_new, rule(sha256, size), ready)
-            finally:
-                if not published:  # failed before the artifact was published: drop it
-                    abort()
-            created = published[0]
+        sha256, size, created = self._write_artifact(name, artifact)
+        if is_new:
+            with storage(f"registering model {name!r}"), suppress(FileExistsError):
+                self.backend.create(_state.index_key(name), b"{}")
+        event, state = self.commit(name, rule(sha256, size), new_model=True)
         with storage(f"checking the artifact of {name!r}"):
             artifact.ensure(self.backend, name, sha256, created)
         return event, state
 
-    def _commit_save(
-        self,
-        name: str,
-        is_new: bool,
-        build: Callable[[ModelState], E],
-        ready: Callable[[], object] | None = None,
-    ) -> tuple[E, ModelState]:
-        if is_new:
-            with storage(f"registering model {name!r}"), suppress(FileExistsError):
-                self.backend.create(_state.index_key(name), b"{}")
-        return self.commit(name, build, new_model=True, ready=ready)
-
-    def _write_artifact(self, name: str, write: Callable[[], _T]) -> _T:
-        """``write()`` (storing the artifact, or a part of that), with its errors explained."""
+    def _write_artifact(self, name: str, artifact: Artifact) -> tuple[str, int, bool]:
+        """Store the artifact; return its sha256, size and whether it was new."""
         what = f"writing an artifact of {name!r}"
         try:
             with storage(what):
-                return write()
+                return artifact.write(self.backend, name)
         except (FileNotFoundError, FileExistsError) as exc:
             # e.g. its temporary removed under it: nothing was stored, say so as a
             # StorageError (VersionExistsError and the like are not OSErrors here).

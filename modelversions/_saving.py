@@ -83,18 +83,6 @@ class ObjectArtifact:
         return info
 
     def write(self, backend: Backend, name: str) -> tuple[str, int, bool]:
-        sha256, size, publish, _abort = self.dump(backend, name)
-        return sha256, size, publish()
-
-    def dump(
-        self, backend: Backend, name: str
-    ) -> tuple[str, int, Callable[[], bool], Callable[[], None]]:
-        """Serialize into a new blob: its sha256, its size, the calls that publish it or not.
-
-        ``publish()`` makes the blob durable and publishes it (returning whether it was
-        new), or aborts it if that fails; ``abort()`` drops it (nothing is visible before
-        ``publish``; either may follow the other, the second does nothing).
-        """
         from modelversions.serialization import dump_model
 
         compress = tuple(self.compress) if isinstance(self.compress, list) else self.compress
@@ -103,20 +91,13 @@ class ObjectArtifact:
             sha256, size = dump_model(
                 self.model, blob, compress=compress or 0, serializer=self.serializer
             )
+            created = blob.commit(_state.artifact_key(name, sha256))
         except BaseException:
             blob.abort()
             raise
         if self.progress is not None:  # the size is known only once it is written
             self.progress(size, size)
-
-        def publish() -> bool:
-            try:
-                return blob.commit(_state.artifact_key(name, sha256))
-            except BaseException:
-                blob.abort()
-                raise
-
-        return sha256, size, publish, blob.abort
+        return sha256, size, created
 
     def ensure(self, backend: Backend, name: str, sha256: str, created: bool) -> None:
         """After a save that reused a stored artifact: make sure it is still there.

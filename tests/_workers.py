@@ -252,8 +252,7 @@ class IOTrap:
     """Counts the local backend's I/O calls and acts at call number ``at``.
 
     Installed by replacing the names ``os`` and ``open`` inside
-    :mod:`modelversions.backends.local` and its temporaries' module
-    :mod:`modelversions.backends._localtmp` (and ``os`` inside its folder walk,
+    :mod:`modelversions.backends.local` (and ``os`` inside its folder walk,
     :mod:`modelversions.backends._safepath`) with wrappers: ``os.write``, ``os.fsync``,
     ``os.link``, ``os.mkdir``, ``os.open`` ... and the ``write``/``flush`` of the
     buffered files it opens for writing are counted. ``file.open`` is the builtin
@@ -303,24 +302,21 @@ class IOTrap:
 
     # -- installing -------------------------------------------------------------------
     def install(self) -> IOTrap:
-        from modelversions.backends import _localtmp, _safepath, local
+        from modelversions.backends import _safepath, local
 
-        self._saved = {"os": local.os}
-        local.os = _safepath.os = _localtmp.os = _OsProxy(self)  # type: ignore[assignment]
-        for module in (local, _localtmp):
-            self._saved[module.__name__] = module.__dict__.get("open")
-            module.open = self._open  # type: ignore[attr-defined]
+        self._saved = {"os": local.os, "open": local.__dict__.get("open")}
+        local.os = _safepath.os = _OsProxy(self)  # type: ignore[assignment]
+        local.open = self._open  # type: ignore[attr-defined]
         return self
 
     def uninstall(self) -> None:
-        from modelversions.backends import _localtmp, _safepath, local
+        from modelversions.backends import _safepath, local
 
-        local.os = _safepath.os = _localtmp.os = self._saved["os"]
-        for module in (local, _localtmp):
-            if self._saved[module.__name__] is None:
-                del module.open  # type: ignore[attr-defined]
-            else:
-                module.open = self._saved[module.__name__]  # type: ignore[attr-defined]
+        local.os = _safepath.os = self._saved["os"]
+        if self._saved["open"] is None:
+            del local.open  # type: ignore[attr-defined]
+        else:
+            local.open = self._saved["open"]  # type: ignore[attr-defined]
 
     def __enter__(self) -> IOTrap:
         return self.install()

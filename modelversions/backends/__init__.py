@@ -20,9 +20,7 @@ The primitives (see ``docs/backends.md`` for the full contract):
 ``delete(key)``        remove a key; a missing key is not an error
 =====================  ==================================================================
 
-Optional: ``stage(data, *, sync=True)`` (an unpublished temporary to ``publish(key)``
-later: a save fsyncs its entry while the artifact is made durable),
-``local_path(key)`` (a filesystem path, lets joblib memory-map),
+Optional: ``local_path(key)`` (a filesystem path, lets joblib memory-map),
 ``cleanup(...)`` (remove temporaries left by writers that died) and
 ``unsafe_entries()`` (entries the backend refuses to follow, e.g. symlinks in a folder).
 

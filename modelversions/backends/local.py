@@ -29,7 +29,6 @@ from typing import IO
 
 from modelversions._util import host_name
 from modelversions.backends import Backend, BlobWriter
-from modelversions.backends._localtmp import Staged, _LocalBlob
 from modelversions.backends._safepath import (
     O_READ_LEAF,
     O_WRITE_NEW,
@@ -45,10 +44,11 @@ from modelversions.backends._safepath import (
 )
 from modelversions.errors import InvalidInputError, StorageError
 
-__all__ = ["LocalBackend", "Staged"]
+__all__ = ["LocalBackend"]
 
 _TMP = ".tmp"
 _HOST = host_name().replace(".", "_") or "host"
+_BUFFER = 1 << 20
 
 
 def _pid_alive(pid: int) -> bool:
@@ -147,10 +147,10 @@ class LocalBackend(Backend):
         """Link a finished temporary into place (then unlink it); False if the key exists.
 
         ``tmpdir``: the caller's open ``.tmp`` folder (else it is walked to, and closed).
-        ``finish(sync)``: closes the caller's open temporary, fsyncing it if ``sync``:
-        called before the link with ``sync=False`` if the key is found in its folder
-        first (an artifact saved again: whoever linked that file made it durable; the
-        temporary is dropped without an fsync).
+        ``finish(sync)``: closes the caller's open temporary, fsyncing it if ``sync``;
+        called before the link, with ``sync=False`` if the key is in its folder already
+        (an artifact saved again: whoever linked that file made its bytes durable
+        first; the temporary is dropped without an fsync).
         """
         parts = split_key(key)
         own = tmpdir is None
@@ -260,42 +260,29 @@ class LocalBackend(Backend):
 
     def create(self, key: str, data: bytes) -> None:
         split_key(key)
-        staged = self.stage(data)
-        try:
-            created = staged.publish(key)
-        except BaseException:
-            staged.discard()
-            raise
-        if not created:
-            raise FileExistsError(errno.EEXIST, "object exists", key)
-
-    def stage(self, data: bytes, *, sync: bool = True) -> Staged:
-        """``data`` in a new temporary file, not visible yet; fsynced unless ``sync=False``.
-
-        Optional in the protocol: lets the registry write a history entry, and fsync it
-        (:meth:`Staged.sync`, which may run in another thread) while the artifact it
-        names is made durable, and publish the entry only once that is done.
-        :meth:`Staged.publish` or :meth:`Staged.discard` must follow.
-        """
         name = self._tmp_name()
         tmpdir = self._safe.walk([_TMP], create=True)
         try:
-            fd = os.open(at(tmpdir, name), O_WRITE_NEW, 0o644, dir_fd=fd_of(tmpdir))
-        except BaseException:
+            try:
+                fd = os.open(at(tmpdir, name), O_WRITE_NEW, 0o644, dir_fd=fd_of(tmpdir))
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                    if self.durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                created = self._publish(name, key, tmpdir=tmpdir)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(at(tmpdir, name), dir_fd=fd_of(tmpdir))
+                raise
+        finally:
             close_dir(tmpdir)
-            raise
-        staged = Staged(self, name, tmpdir, fd)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if sync:
-                staged.sync()
-        except BaseException:
-            staged.discard()
-            raise
-        return staged
+        if not created:
+            raise FileExistsError(errno.EEXIST, "object exists", key)
 
     def open_blob(self) -> BlobWriter:
         return _LocalBlob(self)
@@ -424,3 +411,81 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Close the folder descriptors kept for reads (reopened on the next read)."""
         self._safe.close()
+
+
+class _LocalBlob(BlobWriter):
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._name = backend._tmp_name()
+        self._tmp = os.path.join(backend._tmpdir, self._name)
+        fd = backend._new_tmp(self._name)
+        try:
+            self._fh: IO[bytes] | None = open(fd, "wb", buffering=_BUFFER)  # noqa: SIM115
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                backend._remove_tmp(self._name)
+            raise
+        if os.name == "posix":  # stored artifacts are read-only (0o444); unlink still works
+            os.fchmod(self._fh.fileno(), 0o444)
+        self._pos = 0
+        self._synced = -1  # position of the last fsync
+        #: The file being written: the serializer hashes it by reading it back.
+        self.readback_path = self._tmp
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._fh is None:
+            raise ValueError("write to a closed blob")
+        n = self._fh.write(data)
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def sync(self) -> None:
+        """Flush and fsync what was written so far (commit then has nothing left to sync)."""
+        if self._fh is not None and self._backend.durable:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._synced = self._pos
+
+    def commit(self, key: str) -> bool:
+        fh = self._fh
+        if fh is None:
+            raise ValueError("blob already committed or aborted")
+        self._fh = None
+
+        def finish(sync: bool) -> None:
+            """fsync it (unless the key was found stored already) and close it."""
+            try:
+                if sync:
+                    os.fsync(fh.fileno())
+            finally:
+                fh.close()
+
+        try:
+            fh.flush()
+            done: Callable[[bool], None] | None = None
+            if self._backend.durable and self._synced != self._pos:
+                done = finish  # just before the link: skipped if the key exists
+            else:
+                fh.close()
+            return self._backend._publish(self._name, key, sync_existing=True, finish=done)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                fh.close()
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            with contextlib.suppress(OSError):
+                fh.close()
+        with contextlib.suppress(OSError):
+            self._backend._remove_tmp(self._name)
