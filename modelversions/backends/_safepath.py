@@ -255,7 +255,10 @@ class SafeRoot:
 
         Folder descriptors are kept (up to a few) so a cold start's many small reads
         do not walk from the root each time. A cached folder may have been removed or
-        moved since: a miss through it is retried once from a fresh walk.
+        moved since: a miss through it is retried once from a fresh walk, unless the
+        folder at its path is still the cached one (same device and inode: one
+        ``stat``, where a walk opens every component; a writer probes for the next
+        history entry on every commit).
         """
         if not _FDS:
             folder = self.walk(parts[:-1], create=False)
@@ -272,12 +275,32 @@ class SafeRoot:
                 try:
                     return op(cached, parts[-1])
                 except FileNotFoundError:
-                    if walked:
+                    if walked or self._still_at(dkey, cached):
                         raise
                 except OSError as exc:
                     raise self.check_error(cached, parts, exc) from None
                 walked = True
                 cached = self._walk_cached(dkey, parts[:-1])
+
+    def _still_at(self, dkey: str, fd: int) -> bool:
+        """Whether a walk to ``root/dkey`` would now reach the folder ``fd`` holds open.
+
+        True if no component below the root is a symlink (``lstat`` of each) and the
+        last one has the device and inode numbers of ``fd`` (a folder held open keeps
+        its inode: the numbers cannot name another folder meanwhile).
+        """
+        try:
+            now = os.stat(self.root)
+            path = self.root
+            for name in dkey.split("/") if dkey else ():
+                path = os.path.join(path, name)
+                now = os.stat(path, follow_symlinks=False)
+                if not stat.S_ISDIR(now.st_mode):
+                    return False
+        except OSError:
+            return False
+        held = os.fstat(fd)
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
     def _walk_cached(self, dkey: str, parts: list[str]) -> int:
         old = self._dirs.pop(dkey, None)
@@ -360,8 +383,12 @@ class SafeRoot:
             while self._dirs:
                 os.close(self._dirs.popitem()[1])
 
-    def __del__(self, _close_fd: Callable[[int], None] = os.close) -> None:
+    def __del__(
+        self,
+        _close_fd: Callable[[int], None] = os.close,
+        _suppress: Callable[[type[BaseException]], contextlib.suppress] = contextlib.suppress,
+    ) -> None:
         # Bound at import: a collection may run at any moment, even at interpreter exit.
-        with contextlib.suppress(Exception):
+        with _suppress(Exception):
             for fd in getattr(self, "_dirs", {}).values():
                 _close_fd(fd)

@@ -24,6 +24,7 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Callable
 from typing import IO
 
 from modelversions._util import host_name
@@ -141,10 +142,15 @@ class LocalBackend(Backend):
         *,
         sync_existing: bool = False,
         tmpdir: Dir | None = None,
+        finish: Callable[[bool], None] | None = None,
     ) -> bool:
         """Link a finished temporary into place (then unlink it); False if the key exists.
 
         ``tmpdir``: the caller's open ``.tmp`` folder (else it is walked to, and closed).
+        ``finish(sync)``: closes the caller's open temporary, fsyncing it if ``sync``;
+        called before the link, with ``sync=False`` if the key is in its folder already
+        (an artifact saved again: whoever linked that file made its bytes durable
+        first; the temporary is dropped without an fsync).
         """
         parts = split_key(key)
         own = tmpdir is None
@@ -161,6 +167,12 @@ class LocalBackend(Backend):
                 folder = self._safe.walk(parts[:-1], create=True)
                 try:
                     try:
+                        if finish is not None:
+                            found = self._has(folder, parts[-1])
+                            done, finish = finish, None
+                            done(not found)
+                            if found:
+                                raise FileExistsError(errno.EEXIST, "object exists", key)
                         link(tmpdir, tmp_name, folder, parts[-1])
                     except FileExistsError as exc:
                         error = self._safe.check_error(folder, parts, exc)
@@ -196,6 +208,15 @@ class LocalBackend(Backend):
                 os.unlink(at(tmpdir, tmp_name), dir_fd=fd_of(tmpdir))
             if own:
                 close_dir(tmpdir)
+
+    @staticmethod
+    def _has(folder: Dir, name: str) -> bool:
+        """Whether ``name`` exists in ``folder`` (a symlink too: the link then says so)."""
+        try:
+            os.stat(at(folder, name), dir_fd=fd_of(folder), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
 
     # -- the protocol --------------------------------------------------------------
     def read(self, key: str) -> bytes:
@@ -453,16 +474,27 @@ class _LocalBlob(BlobWriter):
         fh = self._fh
         if fh is None:
             raise ValueError("blob already committed or aborted")
+        self._fh = None
+
+        def finish(sync: bool) -> None:
+            """fsync it (unless the key was found stored already) and close it."""
+            try:
+                if sync:
+                    os.fsync(fh.fileno())
+            finally:
+                fh.close()
+
         try:
             fh.flush()
+            done: Callable[[bool], None] | None = None
             if self._backend.durable and self._synced != self._pos:
-                os.fsync(fh.fileno())
-        finally:
-            self._fh = None
-            fh.close()
-        try:
-            return self._backend._publish(self._name, key, sync_existing=True)
+                done = finish  # just before the link: skipped if the key exists
+            else:
+                fh.close()
+            return self._backend._publish(self._name, key, sync_existing=True, finish=done)
         except BaseException:
+            with contextlib.suppress(OSError):
+                fh.close()
             self.abort()
             raise
 
