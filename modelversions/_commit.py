@@ -140,10 +140,14 @@ class Log:
         self._check_snapshot_head(snapshot, key, seq)
         return snapshot
 
-    def records_at(self, name: str, seq: int, key: str, sha: object) -> dict[str, ModelVersion]:
+    def records_at(
+        self, name: str, seq: int, key: str, expected: object
+    ) -> dict[str, ModelVersion]:
         """The records of ``name`` at entry ``seq``, replayed from entry 1 (signatures
         checked as a fresh read does): what snapshot ``key`` holds, when its blocks
-        cannot be read. IntegrityError if the history no longer leads there."""
+        cannot be read. IntegrityError if the history no longer leads there (an entry
+        missing, or entry ``seq``'s sha256 no longer the ``expected`` one the snapshot
+        recorded)."""
         state = ModelState(name=name)
         tracker = None if self.guard is None else self.guard.tracker(0)
         while state.seq < seq:
@@ -161,7 +165,7 @@ class Log:
         refusal = None if tracker is None else tracker.refusal()
         if refusal is not None:
             raise refusal
-        if sha is not None and state.head_sha256 != sha:
+        if expected is not None and state.head_sha256 != expected:
             raise IntegrityError(f"{key} was built from an entry {seq} since rewritten")
         return {str(v): mv for v, mv in state.records.items()}
 

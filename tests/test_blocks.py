@@ -301,3 +301,32 @@ def test_an_unknown_flag_is_refused_where_used() -> None:
         state.records.peek(first)  # type: ignore[attr-defined]
     with pytest.raises(IntegrityError, match=r"indexes 1\.0\.0 as 'x'"):
         state.records[first]
+
+
+@pytest.mark.parametrize("change", ["rewritten", "missing"])
+def test_a_lost_block_is_not_served_from_a_history_that_changed(
+    tmp_path: Path, change: str
+) -> None:
+    """The log replayed for a lost block must still lead to the entry the snapshot was
+    built from: a rewritten (resealed) or deleted entry up to it is a clear error, not
+    records from another history."""
+    backend = LocalBackend(tmp_path / "reg", durable=False)
+    _registry(backend)
+    key = _snapshot(backend)
+    seq = _state.key_seq(key, _state.snapshot_prefix(NAME))
+    assert seq is not None
+    fresh = ModelRegistry(backend)
+    assert fresh.current(NAME) is not None  # opened: the head read, one block or two
+    for k in backend.list(_state.snapshot_prefix(NAME)):
+        backend.delete(k)  # the blocks not read yet are lost
+    entry = _state.log_key(NAME, seq)
+    if change == "missing":
+        backend.delete(_state.log_key(NAME, 3))
+        match = "now missing"
+    else:  # same event, one more field: valid JSON, a fresh seal, another sha256
+        payload = _state.decode(backend.read(entry), entry)
+        payload["note"] = "rewritten"
+        overwrite(backend, entry, _state.encode(payload))
+        match = "since rewritten"
+    with pytest.raises(IntegrityError, match=match):
+        _dicts(fresh)
