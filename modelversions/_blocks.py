@@ -48,27 +48,46 @@ FIRST_READ = 128 * 1024  # the first ranged read: the whole head up to ~12,000 v
 
 Fetch = Callable[[int, int], bytes]  # bytes start..end of the snapshot (fewer at its end)
 Recover = Callable[[], Mapping[str, ModelVersion]]  # version text -> record at the snapshot
+BaseFetch = Callable[[int, int, int], bytes]  # bytes start..end of snapshot seq
 
 
 def encode(
-    head: dict[str, Any], texts: list[str], parts: list[bytes], seal: Callable[[bytes], bytes]
+    head: dict[str, Any],
+    chunks: list[str],
+    parts: list[bytes | None],
+    seal: Callable[[bytes], bytes],
+    base: tuple[int, Mapping[int, tuple[int, int, str]]] | None = None,
 ) -> bytes:
-    """Snapshot bytes of ``head`` (without records) and the records' JSON ``parts``, of
-    versions ``texts`` (stored in ``head["index"]["order"]``, one string per block).
+    """Snapshot bytes of ``head`` (without records) and the records' JSON ``parts``; the
+    versions in ``chunks`` (one string per block, stored as ``head["index"]["order"]``).
 
-    ``seal`` turns the head's canonical JSON into its stored bytes (sealed, or signed
-    then sealed); it is given ``head`` plus the ``records`` description.
+    ``base`` (a seq, and block -> offset, size and sha256 there) names blocks left in
+    an older snapshot (see :mod:`modelversions._snapwrite`): their parts are None and
+    their bytes are not written again. ``seal`` turns the head's canonical JSON into
+    its stored bytes (sealed, or signed then sealed); it is given ``head`` plus the
+    ``records`` description.
     """
-    starts = range(0, len(parts), BLOCK)
-    head["index"]["order"] = [" ".join(texts[i : i + BLOCK]) for i in starts]
-    blocks = [b"\n".join(parts[i : i + BLOCK]) for i in starts]
-    head["records"] = {
-        "block": BLOCK,
-        "digests": [sha256(b).hexdigest() for b in blocks],
-        "sizes": [len(b) for b in blocks],
-    }
+    head["index"]["order"] = chunks
+    kept = {} if base is None else base[1]
+    digests: list[str] = []
+    sizes: list[int] = []
+    own: list[bytes] = []
+    for b, i in enumerate(range(0, len(parts), BLOCK)):
+        where = kept.get(b)
+        if where is None:
+            data = b"\n".join(p for p in parts[i : i + BLOCK] if p is not None)
+            own.append(data)
+            digests.append(sha256(data).hexdigest())
+            sizes.append(len(data))
+        else:
+            sizes.append(where[1])
+            digests.append(where[2])
+    head["records"] = {"block": BLOCK, "digests": digests, "sizes": sizes}
+    if base is not None:
+        at = [kept[b][0] if b in kept else None for b in range(len(digests))]
+        head["records"]["base"] = {"seq": base[0], "at": at}
     text = json.dumps(head, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    return b"\n".join([seal(text.encode()), *blocks, b""])
+    return b"\n".join([seal(text.encode()), *own, b""])
 
 
 def is_head(line: bytes) -> bool:
@@ -107,25 +126,32 @@ class Blocks:
     ``texts`` are its versions; ``head_end`` is where its first block starts, ``desc``
     its head's ``records``, ``rest`` the bytes read after the head (blocks wholly in
     them are not fetched again). ``record(i)`` is record ``i``'s JSON, sliced from its
-    block's verified bytes. A
-    block that is gone or damaged, when ``recover`` is given, is replaced by the log's
-    records (``recover()``: version text -> record at the snapshot's entry); without
-    it (``verify()``), the error is raised.
+    block's verified bytes. A block the head places in its base (``records.base``: an
+    older snapshot ``seq``, the block's offset there) is read with ``base_fetch(seq,
+    start, end)`` and checked against this head's digest like any other. A block that
+    is gone or damaged, when ``recover`` is given, is replaced by the log's records
+    (``recover()``: version text -> record at the snapshot's entry); without it
+    (``verify()``), the error is raised.
     """
 
     __slots__ = (
+        "_at",
+        "_base_fetch",
         "_block",
         "_cache",
         "_desc",
+        "_end",
         "_fetch",
         "_head_end",
         "_n",
         "_recover",
         "_recovered",
         "_rest",
-        "_starts",
+        "_seq",
+        "_spans",
         "_texts",
         "_where",
+        "base_seq",
     )
 
     def __init__(
@@ -138,6 +164,8 @@ class Blocks:
         where: str,
         recover: Recover | None = None,
         rest: bytes = b"",
+        seq: int | None = None,
+        base_fetch: BaseFetch | None = None,
     ) -> None:
         n = len(texts)
         if not isinstance(desc, dict):
@@ -152,12 +180,22 @@ class Blocks:
             and all(type(s) is int and s >= 0 for s in sizes)
         ):
             raise IntegrityError(f"{where} has a damaged records description")
-        self._fetch, self._where, self._recover = fetch, where, recover
+        self._at, self.base_seq = _base_of(desc, count, seq, where)
+        self._fetch, self._base_fetch, self._where = fetch, base_fetch, where
+        self._recover, self._seq = recover, seq
         self._texts, self._n, self._desc = texts, n, desc
         self._block: int = block
-        # Block b sits at _starts[b] (each block is followed by a newline).
-        self._starts = list(itertools.accumulate((s + 1 for s in sizes), initial=head_end))
-        self._head_end = head_end
+        # Block b's bytes: in the base at its offset, or this snapshot's own blocks in
+        # order after the head (each followed by a newline) up to _end, its length.
+        self._spans: list[tuple[int, int]] = []
+        pos = head_end
+        for size, at in zip(sizes, self._at, strict=True):
+            if at is None:
+                self._spans.append((pos, pos + size))
+                pos += size + 1
+            else:
+                self._spans.append((at, at + size))
+        self._head_end, self._end = head_end, pos
         self._cache: dict[int, list[bytes]] = {}  # block -> its records (checked bytes)
         self._recovered: Mapping[str, ModelVersion] | None = None
         self._rest = rest  # read with the head: blocks in it are checked when first used
@@ -181,8 +219,16 @@ class Blocks:
         self._cache[b] = records
         return True
 
+    def _from_base(self, start: int, end: int) -> bytes:
+        if self._base_fetch is None or self.base_seq is None:
+            raise FileNotFoundError(f"{self._where}: its base snapshot cannot be read here")
+        return self._base_fetch(self.base_seq, start, end)
+
     def _load(self, b: int) -> None:
-        start, end = self._starts[b], self._starts[b + 1] - 1
+        start, end = self._spans[b]
+        if self._at[b] is not None:
+            self._accept(b, self._from_base(start, end))
+            return
         base, rest = self._head_end, self._rest
         if end - base <= len(rest) and self._accept(b, rest[start - base : end - base], quiet=True):
             return
@@ -226,25 +272,39 @@ class Blocks:
         text = json.dumps(mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False)
         return text.encode()
 
-    def _read_all(self) -> bytes:
-        end = self._starts[-1]
-        data = self._fetch(self._head_end, end + 1)  # one byte more: nothing may follow
-        if len(data) != end - self._head_end:
+    def _read_all(self) -> dict[int, bytes]:
+        """Every block's bytes: this snapshot's own in one read (its length checked: nothing
+        may follow), those in the base in one more."""
+        head_end, end = self._head_end, self._end
+        data = self._fetch(head_end, end + 1)  # one byte more: nothing may follow
+        if len(data) != end - head_end:
             raise IntegrityError(
-                f"{self._where} is damaged ({self._head_end + len(data)} bytes, its head "
+                f"{self._where} is damaged ({head_end + len(data)} bytes, its head "
                 f"describes {end}: truncated or extended)"
             )
-        return data
+        out = {}
+        based = [b for b, at in enumerate(self._at) if at is not None]
+        if based:
+            low = min(self._spans[b][0] for b in based)
+            high = max(self._spans[b][1] for b in based)
+            far = self._from_base(low, high)
+            for b in based:
+                start, stop = self._spans[b]
+                out[b] = far[start - low : stop - low]
+        for b, at in enumerate(self._at):
+            if at is None:
+                start, stop = self._spans[b]
+                out[b] = data[start - head_end : stop - head_end]
+        return out
 
-    def _split(self, data: bytes) -> None:
-        base = self._head_end
-        for b in range(len(self._starts) - 1):
+    def _split(self, blocks: dict[int, bytes]) -> None:
+        for b, data in sorted(blocks.items()):
             if b not in self._cache:
-                self._accept(b, data[self._starts[b] - base : self._starts[b + 1] - 1 - base])
+                self._accept(b, data)
 
     def prefetch(self) -> None:
         """Every block not read yet, in one read (a writer copies every record)."""
-        if self._recovered is not None or len(self._cache) == len(self._starts) - 1:
+        if self._recovered is not None or len(self._cache) == len(self._spans):
             return
         try:
             self._split(self._read_all())
@@ -253,9 +313,72 @@ class Blocks:
 
     def check_all(self) -> None:
         """Check every block and the snapshot's length (``verify()``); IntegrityError."""
-        data = self._read_all()
+        try:
+            blocks = self._read_all()
+        except FileNotFoundError:
+            if self.base_seq is None:
+                raise  # the snapshot itself: removed meanwhile
+            raise IntegrityError(
+                f"{self._where} keeps blocks in snapshot {self.base_seq}, which is missing"
+            ) from None
         self._cache.clear()
-        self._split(data)
+        self._split(blocks)
+
+    # -- what a writer of the next snapshot asks (see modelversions._snapwrite) ------
+    @property
+    def seq(self) -> int | None:
+        """The entry this snapshot holds the state at (None: not read from a store)."""
+        return self._seq
+
+    def shareable(self) -> bool:
+        """Whether a new snapshot may leave blocks where this one keeps them."""
+        return self._seq is not None and self._recovered is None
+
+    def located(self, b: int) -> tuple[int, int, str] | None:
+        """Block ``b``'s offset, size and sha256 in the base a new snapshot would use
+        (this snapshot, or its base), or None for a block of its own when it has a base."""
+        desc = self._desc
+        at = self._at[b]
+        if at is None and self.base_seq is not None:
+            return None
+        return self._spans[b][0], desc["sizes"][b], desc["digests"][b]
+
+    def chunk(self, b: int) -> str:
+        """The versions of block ``b`` as the head stores them (one string)."""
+        texts = self._texts
+        if isinstance(texts, Texts) and texts._list is None:
+            return texts._chunks[b]
+        return " ".join(texts[b * self._block : (b + 1) * self._block])
+
+
+def _base_of(
+    desc: dict[str, Any], count: int, seq: int | None, where: str
+) -> tuple[list[Any], int | None]:
+    """The base offset of each block (None: stored here) and the base's seq."""
+    base = desc.get("base")
+    if base is None:
+        return [None] * count, None
+    bseq = base.get("seq") if isinstance(base, dict) else None
+    at = base.get("at") if isinstance(base, dict) else None
+    if not (
+        type(bseq) is int
+        and bseq > 0
+        and (seq is None or bseq < seq)
+        and isinstance(at, list)
+        and len(at) == count
+        and all(a is None or (type(a) is int and a >= 0) for a in at)
+    ):
+        raise IntegrityError(f"{where} has a damaged records description (its base)")
+    return at, bseq
+
+
+def base_seq(head: Mapping[str, Any]) -> int | None:
+    """The seq of the snapshot whose blocks a layout-2 ``head`` uses, if any (unchecked:
+    a writer asks which older snapshots to keep)."""
+    desc = head.get("records")
+    base = desc.get("base") if isinstance(desc, dict) else None
+    seq = base.get("seq") if isinstance(base, dict) else None
+    return seq if type(seq) is int else None
 
 
 def opener(
@@ -266,9 +389,11 @@ def opener(
     *,
     recover: Recover | None = None,
     rest: bytes = b"",
+    seq: int | None = None,
+    base_fetch: BaseFetch | None = None,
 ) -> Callable[[MutableSequence[str]], Blocks]:
-    """``texts -> Blocks`` for the snapshot whose (checked) head line is ``head``,
-    parsed as ``payload`` (see :meth:`ModelState.from_head`)."""
+    """``texts -> Blocks`` for the snapshot (of entry ``seq``) whose checked head line is
+    ``head``, parsed as ``payload`` (see :meth:`ModelState.from_head`)."""
     return functools.partial(
         Blocks,
         fetch=fetch,
@@ -277,6 +402,8 @@ def opener(
         where=where,
         recover=recover,
         rest=rest,
+        seq=seq,
+        base_fetch=base_fetch,
     )
 
 

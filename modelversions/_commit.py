@@ -14,6 +14,7 @@ but snapshots it has superseded.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import warnings
@@ -39,18 +40,16 @@ if TYPE_CHECKING:
     from modelversions._events import E, Payload
     from modelversions.signing import Guard
 
-# A snapshot caches a model's state so a new registry replays at most a few entries.
-# Its cost grows with the number of versions, its benefit with the entries it saves:
-# small models snapshot every 16 entries, models with many versions every 64. Both are
-# powers of two and depend only on the state at that entry, so every writer agrees.
+# A snapshot caches a model's state so a new registry replays at most a few entries:
+# one every 16 entries, whatever the model's size (a power of two depending only on the
+# entry, so every writer agrees). A model with many versions stays cheap to snapshot:
+# a new snapshot leaves the blocks of records unchanged since an older one there
+# (its base, see modelversions._snapwrite) and writes the head and the rest.
 _SNAPSHOT_EVERY = 16
-_SNAPSHOT_EVERY_LARGE = 64
-_LARGE_MODEL = 1024
 
 
 def _snapshot_due(state: ModelState) -> bool:
-    every = _SNAPSHOT_EVERY_LARGE if len(state.records) >= _LARGE_MODEL else _SNAPSHOT_EVERY
-    return state.seq % every == 0
+    return state.seq % _SNAPSHOT_EVERY == 0
 
 
 class Artifact(Protocol):
@@ -127,7 +126,16 @@ class Log:
             head.pop("signature", None)
             sha = head.get("head_sha256")
             recover = None if strict else lambda: self.records_at(name, seq, key, sha)
-            blocks = _blocks.opener(fetch, data, head, key, recover=recover, rest=rest)
+            blocks = _blocks.opener(
+                fetch,
+                data,
+                head,
+                key,
+                recover=recover,
+                rest=rest,
+                seq=seq,
+                base_fetch=lambda at, start, end: self._read_base(name, at, start, end),
+            )
             snapshot = ModelState.from_head(head, name, key, blocks)
         elif self.guard is None or self.guard.snapshot_bytes_ok(data):
             # records built on first access (see modelversions._lazy)
@@ -140,18 +148,43 @@ class Log:
         self._check_snapshot_head(snapshot, key, seq)
         return snapshot
 
+    def _read_base(self, name: str, seq: int, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` of snapshot ``seq`` of ``name``: the blocks a newer
+        snapshot keeps there (each checked against the newer one's head)."""
+        key = _state.snapshot_key(name, seq)
+        with storage(f"reading {key}"):
+            return self.backend.read_range(key, start, end)
+
     def records_at(
         self, name: str, seq: int, key: str, expected: object
     ) -> dict[str, ModelVersion]:
-        """The records of ``name`` at entry ``seq``, replayed from entry 1 (signatures
-        checked as a fresh read does): what snapshot ``key`` holds, when its blocks
-        cannot be read. IntegrityError if the history no longer leads there (an entry
-        missing, or entry ``seq``'s sha256 no longer the ``expected`` one the snapshot
-        recorded)."""
-        state = ModelState(name=name)
-        tracker = None if self.guard is None else self.guard.tracker(0)
+        """The records of ``name`` at entry ``seq``: what snapshot ``key`` holds, when its
+        blocks cannot be read (gone, damaged, or its base gone). Taken from an older
+        snapshot that reads whole, else from entry 1, and the log replayed to ``seq``
+        (signatures checked as a fresh read does). IntegrityError if the history no
+        longer leads there (an entry missing, or entry ``seq``'s sha256 no longer the
+        ``expected`` one the snapshot recorded)."""
+        prefix = _state.snapshot_prefix(name)
+        tries = 3  # older snapshots tried at most (they may share the missing base)
+        with suppress(OSError):
+            for older in reversed(self.backend.list(prefix)):
+                at = _state.key_seq(older, prefix)
+                if at is None or at >= seq or tries == 0:
+                    continue
+                tries -= 1
+                try:
+                    start = self.read_snapshot(name, older, at, strict=True)
+                    return self._replay_to(start, seq, key, expected)
+                except (FileNotFoundError, IntegrityError):
+                    continue
+        return self._replay_to(ModelState(name=name), seq, key, expected)
+
+    def _replay_to(
+        self, state: ModelState, seq: int, key: str, expected: object
+    ) -> dict[str, ModelVersion]:
+        tracker = None if self.guard is None else self.guard.tracker(state.seq)
         while state.seq < seq:
-            entry = _state.log_key(name, state.seq + 1)
+            entry = _state.log_key(state.name, state.seq + 1)
             try:
                 with storage(f"reading {entry}"):
                     data = self.backend.read(entry)
@@ -167,7 +200,7 @@ class Log:
             raise refusal
         if expected is not None and state.head_sha256 != expected:
             raise IntegrityError(f"{key} was built from an entry {seq} since rewritten")
-        return {str(v): mv for v, mv in state.records.items()}
+        return {str(v): state.records[v] for v in state.order}
 
     def _load_snapshot(self, name: str) -> ModelState:
         """The newest snapshot of ``name`` that checks out, else the empty state.
@@ -432,21 +465,50 @@ class Log:
 
     def _write_snapshot(self, state: ModelState, *, keep: int = 2) -> None:
         key = _state.snapshot_key(state.name, state.seq)
-        data = state.encode_snapshot() if self.guard is None else self.guard.encode_snapshot(state)
+        guard = self.guard
+
+        def encode(share: bool = True) -> bytes:
+            if guard is None:
+                return state.encode_snapshot(share=share)
+            return guard.encode_snapshot(state, share=share)
+
+        data = encode()
+        state._written = None  # until this one is stored
         try:
+            base = _blocks.base_seq(json.loads(data[: data.index(b"\n")]))
+            if base is not None and not self.backend.exists(_state.snapshot_key(state.name, base)):
+                data = encode(share=False)  # its base was removed meanwhile
             self.backend.create(key, data)
         except FileExistsError:
-            pass
+            return  # another writer's: its layout is not the one encoded
         except OSError as exc:
             warnings.warn(f"could not write snapshot {key} (a cache only): {exc}", stacklevel=4)
             return
+        state._written = state._pending
+        state._touched = None if state._pending is None else {}
         try:
             prefix = _state.snapshot_prefix(state.name)
             ours = [k for k in self.backend.list(prefix) if _state.key_seq(k, prefix)]
+            kept = ours[-keep:]
+            needed = {_state.snapshot_key(state.name, s) for s in map(self._base_of, kept) if s}
             for old in ours[:-keep]:
-                self.backend.delete(old)
+                if old not in needed:  # the blocks of a snapshot kept may live there
+                    self.backend.delete(old)
         except OSError as exc:
             warnings.warn(f"could not remove old snapshots: {exc}", stacklevel=4)
+
+    def _base_of(self, key: str) -> int | None:
+        """The seq of the snapshot whose blocks snapshot ``key`` uses (its head read, not
+        checked: it only keeps a file), or None. OSError if it cannot be read (then
+        nothing is removed)."""
+        try:
+            data, rest = _blocks.read_head(lambda a, b: self.backend.read_range(key, a, b))
+            head = json.loads(data)
+        except FileNotFoundError:
+            return None  # removed meanwhile: it needs nothing
+        except ValueError:
+            return None  # not a head (an older layout, or damaged): it has no base
+        return _blocks.base_seq(head) if rest is not None and isinstance(head, dict) else None
 
     # ------------------------------------------------------------------ saving
     def save(

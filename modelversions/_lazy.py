@@ -225,6 +225,23 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
             return None
         return self._bytes(i), self._flags[i]
 
+    @property
+    def source(self) -> Source:
+        """Where the stored records are read from (a block source shares its blocks)."""
+        return self._source
+
+    def untouched(self, lo: int, hi: int) -> bool:
+        """Whether stored records ``lo..hi`` are all as stored (none replaced or deleted;
+        built only as read)."""
+        for i in self._gone:
+            if lo <= i < hi and self._built.get(self._stored[i]) is not self._parsed.get(i):
+                return False
+        return True
+
+    def flags(self, lo: int, hi: int) -> str:
+        """The stored flags of records ``lo..hi``."""
+        return self._flags[lo:hi]
+
     def peek(self, v: Version) -> tuple[Status, bool]:
         """Version ``v``'s status and pruned flag, without building its record."""
         mv = self._built.get(v)

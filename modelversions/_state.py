@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any
 
-from modelversions import _blocks, _lazy
+from modelversions import _blocks, _lazy, _snapwrite
 
 # The stored layout, re-exported: callers write ``_state.log_key``, ``_state.encode``.
 from modelversions._codec import (
@@ -140,6 +140,12 @@ class ModelState:
     _fragments: dict[Version, tuple[ModelVersion, bytes]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The layout of the snapshot this state last stored (the next one may leave blocks
+    # there: see modelversions._snapwrite.Written), the one being written, and the
+    # versions touched since (-> whether they moved others: inserted or deleted).
+    _written: Any = field(default=None, repr=False, compare=False)
+    _pending: Any = field(default=None, repr=False, compare=False)
+    _touched: dict[Version, bool] | None = field(default=None, repr=False, compare=False)
     # Version strings already parsed: an entry names versions its model already has.
     _parsed: dict[str, Version] = field(default_factory=dict, repr=False, compare=False)
 
@@ -300,19 +306,27 @@ class ModelState:
                 )
             pointer = (env, target)
         # Mutate.
+        touched = self._touched
         if new_record is not None:
             self.records[new_record.version] = new_record
             if self.order and not self.order[-1] < new_record.version:
                 bisect.insort(self.order, new_record.version)
+                if touched is not None:
+                    touched[new_record.version] = True
             else:  # the newest version yet, as most saves are: no bisection
                 self.order.append(new_record.version)
             if self.highest is None or new_record.version > self.highest:
                 self.highest = new_record.version
         self.records.update(updates)
+        if touched is not None:
+            for v in updates:
+                touched.setdefault(v, False)
         if deleted is not None:
             del self.records[deleted]
             self.order.remove(deleted)
             self.deleted[deleted] = str(payload["time"])
+            if touched is not None:
+                touched[deleted] = True
         if pointer is not None:
             env, target = pointer
             if target is None:
@@ -347,51 +361,29 @@ class ModelState:
             "highest": None if self.highest is None else str(self.highest),
         }
 
-    def encode_snapshot(self, *, seal: Callable[[bytes], bytes] = seal) -> bytes:
+    def encode_snapshot(
+        self, *, seal: Callable[[bytes], bytes] = seal, share: bool = True
+    ) -> bytes:
         """This state as a layout-2 snapshot (:mod:`modelversions._blocks`; its head
         stored by ``seal``, which ``signing`` replaces to sign it), encoding only the
         records changed since last time (the cost of re-encoding every record would
-        grow with the model). Records copied from a lazily read snapshot come from
-        checked blocks: damaged bytes are never sealed anew. Layout 1 of the same
-        state: ``encode(self.to_snapshot())``."""
-        cached = self._fragments
-        fresh: dict[Version, tuple[ModelVersion, bytes]] = {}
-        lazy = self.records if isinstance(self.records, _lazy.LazyRecords) else None
-        if lazy is not None:
-            lazy.prefetch()  # one read of the blocks, not one per block
-        texts = _lazy.order_texts(self.order)
-        parts: list[bytes] = []
-        flags: list[str] = []
-        for i, v_text in enumerate(texts):
-            stored = None if lazy is None else lazy.stored(v_text)
-            if stored is not None:  # never rebuilt: its stored JSON, its stored flag
-                parts.append(stored[0])
-                flags.append(stored[1])
-                continue
-            v = self.order[i]
-            mv = self.records[v]
-            hit = cached.get(v)
-            if hit is not None and hit[0] is mv:
-                text = hit[1]
-            else:
-                text = json.dumps(
-                    mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False
-                ).encode()
-            fresh[v] = (mv, text)
-            parts.append(text)
-            flags.append(_lazy.flag(mv))
-        self._fragments = fresh
-        index = {"flags": "".join(flags)}  # the order: by block (see _blocks.encode)
-        head = {
+        grow with the model), and with ``share`` leaving unchanged blocks in an older
+        snapshot (:mod:`modelversions._snapwrite`). Records copied from a lazily read
+        snapshot come from checked blocks: damaged bytes are never sealed anew. Layout 1
+        of the same state: ``encode(self.to_snapshot())``."""
+        return _snapwrite.encode_state(self, seal, share)
+
+    def snapshot_head(self, flags: str) -> dict[str, Any]:
+        """A layout-2 snapshot's head without its order and records (see _blocks.encode)."""
+        return {
             "schema": SCHEMA,
             "name": self.name,
             "seq": self.seq,
             "head_sha256": self.head_sha256,
-            "index": index,
+            "index": {"flags": flags},
             "pointers": {env: str(v) for env, v in sorted(self.pointers.items())},
             **self._reuse_fields(),
         }
-        return _blocks.encode(head, list(texts), parts, seal)
 
     @classmethod
     def from_snapshot(cls, payload: Mapping[str, Any], name: str) -> ModelState:

@@ -365,12 +365,12 @@ class Guard:
             return _state.encode(payload)
         return self.keyring.sign(_ENTRY, canonical(payload))
 
-    def encode_snapshot(self, state: ModelState) -> bytes:
+    def encode_snapshot(self, state: ModelState, *, share: bool = True) -> bytes:
         keyring = self.keyring
         if keyring is None:
-            return state.encode_snapshot()
+            return state.encode_snapshot(share=share)
         # The head is signed; it holds every block's sha256 (see modelversions._blocks).
-        return state.encode_snapshot(seal=lambda head: keyring.sign(_SNAPSHOT, head))
+        return state.encode_snapshot(seal=lambda head: keyring.sign(_SNAPSHOT, head), share=share)
 
     # -- reading
     def snapshot_bytes_ok(self, data: bytes) -> bool:

@@ -70,10 +70,9 @@ DESIGN = (
     "no database; the registry applies its own entry in memory after one probe for "
     "entries other writers added.",
     "A registry object keeps each model's state and only probes for entries written "
-    "since; a fresh one starts from the newest snapshot (one every 16 entries, 64 for "
-    "models of 1,024 versions or more, reusing "
-    "the JSON of unchanged records) and replays the rest, so rollback and listing cost "
-    "the same at 10 and 10,000 versions.",
+    "since; a fresh one starts from the newest snapshot (one every 16 entries; one of a "
+    "large model leaves its unchanged blocks of records in an older snapshot) and "
+    "replays the rest, so rollback and listing cost the same at 10 and 10,000 versions.",
     "A save streams joblib's output into a temporary file; a helper thread hashes the "
     "bytes behind the writer through a small mapping of the page cache, and finishes "
     "while the file is fsync'd. No chunk is held for the hash, so peak memory stays "

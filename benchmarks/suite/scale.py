@@ -69,7 +69,7 @@ def bench_scale(cfg: Config, res: Results) -> None:
             f"{b.span()} / {a.span()} (means {b.fmt(b.mean)} / {a.fmt(a.mean)})",
             "<= 2x",
             f"{b.median / a.median:.2f}x",
-            "the mean includes the snapshot written every 64 changes",
+            "the mean includes the snapshot written every 16 changes",
         )
     )
 
