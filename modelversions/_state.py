@@ -41,15 +41,14 @@ from modelversions._codec import (
 from modelversions._version_list import VersionList
 from modelversions.errors import IntegrityError
 from modelversions.records import (
-    Event,
     ModelVersion,
     Status,
-    StatusChange,
     _opt_text,
     _parse_status,
     _parse_ts,
     _parse_version,
     _replace,
+    event_from_payload,
 )
 from modelversions.version import Version
 
@@ -84,33 +83,6 @@ __all__ = [
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
-
-
-def event_from_payload(
-    payload: Mapping[str, Any], parse: Callable[[Any], Version] = _parse_version
-) -> Event:
-    """The public :class:`Event` for a stored log entry; ``parse`` reads its versions
-    (:class:`Log` passes the model's ``ModelState._version``, which remembers each)."""
-    v, v_from, v_to = payload.get("version"), payload.get("from_version"), payload.get("to_version")
-    return Event(
-        seq=int(payload["seq"]),
-        time=_parse_ts(payload["time"]),
-        action=str(payload["action"]),
-        name=str(payload["name"]),
-        version=None if v is None else parse(v),
-        env=payload.get("env"),
-        from_version=None if v_from is None else parse(v_from),
-        to_version=None if v_to is None else parse(v_to),
-        reason=_opt_text(payload.get("reason")),
-        user=_opt_text(payload.get("user")),
-        host=_opt_text(payload.get("host")),
-        changes=tuple(
-            StatusChange(parse(c["version"]), _parse_status(c["from"]), _parse_status(c["to"]))
-            for c in payload.get("changes", ())
-        ),
-        forced=bool(payload.get("forced", False)),
-        pruned=tuple(parse(v) for v in payload.get("pruned", ())),
-    )
 
 
 @record()

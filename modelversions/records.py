@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelversions._util import datetime, timezone
@@ -368,3 +368,30 @@ class Event:
             "forced": self.forced,
             "pruned": [str(v) for v in self.pruned],
         }
+
+
+def event_from_payload(
+    payload: Mapping[str, Any], parse: Callable[[Any], Version] = _parse_version
+) -> Event:
+    """The public :class:`Event` for a stored log entry; ``parse`` reads its versions (the
+    log passes the model's ``ModelState._version``, which remembers each)."""
+    v, v_from, v_to = payload.get("version"), payload.get("from_version"), payload.get("to_version")
+    return Event(
+        seq=int(payload["seq"]),
+        time=_parse_ts(payload["time"]),
+        action=str(payload["action"]),
+        name=str(payload["name"]),
+        version=None if v is None else parse(v),
+        env=payload.get("env"),
+        from_version=None if v_from is None else parse(v_from),
+        to_version=None if v_to is None else parse(v_to),
+        reason=_opt_text(payload.get("reason")),
+        user=_opt_text(payload.get("user")),
+        host=_opt_text(payload.get("host")),
+        changes=tuple(
+            StatusChange(parse(c["version"]), _parse_status(c["from"]), _parse_status(c["to"]))
+            for c in payload.get("changes", ())
+        ),
+        forced=bool(payload.get("forced", False)),
+        pruned=tuple(parse(v) for v in payload.get("pruned", ())),
+    )

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_lazy import NAME, _do
 from test_lazy_versions import HISTORIES
 
-from modelversions import ModelRegistry, ModelVersionsError, SignatureError, _commit, _state
+from modelversions import ModelRegistry, ModelVersionsError, SignatureError, _snapshots, _state
 from modelversions._lazy import LazyRecords
 from modelversions.backends.memory import MemoryBackend
 from modelversions.signing import Keyring
@@ -144,7 +144,7 @@ def test_versions_of_a_fresh_signed_registry_equal_the_replay(
     backend = MemoryBackend()
     reg = ModelRegistry(backend, signing_key=KEY)
     reg.save(NAME, {"w": 0})
-    with mock.patch.object(_commit, "_SNAPSHOT_EVERY", every):
+    with mock.patch.object(_snapshots, "_SNAPSHOT_EVERY", every):
         for action in actions:
             with contextlib.suppress(ModelVersionsError):
                 _do(reg, action)

@@ -21,7 +21,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from test_lazy import ACTIONS, NAME, _do, _eager, _history, _payload, _reseal, _snapshot_of
 
-from modelversions import IntegrityError, ModelRegistry, ModelVersion, ModelVersionsError, _commit
+from modelversions import (
+    IntegrityError,
+    ModelRegistry,
+    ModelVersion,
+    ModelVersionsError,
+    _snapshots,
+)
 from modelversions._lazy import LazyRecords
 from modelversions._state import ModelState, replay
 from modelversions.backends.local import LocalBackend
@@ -124,7 +130,7 @@ def test_versions_of_a_fresh_registry_equal_the_replay(
     backend = MemoryBackend()
     reg = ModelRegistry(backend)
     reg.save(NAME, {"w": 0})
-    with mock.patch.object(_commit, "_SNAPSHOT_EVERY", every):  # snapshots, then a tail
+    with mock.patch.object(_snapshots, "_SNAPSHOT_EVERY", every):  # snapshots, then a tail
         for action in actions:
             with contextlib.suppress(ModelVersionsError):
                 _do(reg, action)

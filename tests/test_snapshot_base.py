@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_lazy import ACTIONS, _do, _pick
 
-from modelversions import ModelRegistry, ModelVersionsError, _blocks, _commit, _state
+from modelversions import ModelRegistry, ModelVersionsError, _blocks, _snapshots, _state
 from modelversions.backends.memory import MemoryBackend
 
 NAME = "m"
@@ -36,12 +36,12 @@ BLOCK, EVERY = 2, 4
 def _small_blocks() -> Iterator[None]:
     with (
         mock.patch.object(_blocks, "BLOCK", BLOCK),
-        mock.patch.object(_commit, "_SNAPSHOT_EVERY", EVERY),
+        mock.patch.object(_snapshots, "_SNAPSHOT_EVERY", EVERY),
     ):
         yield
 
 
-def _snapshots(backend: MemoryBackend) -> dict[int, dict[str, Any]]:
+def _heads(backend: MemoryBackend) -> dict[int, dict[str, Any]]:
     """seq -> head of every snapshot of ``NAME``."""
     prefix = _state.snapshot_prefix(NAME)
     out = {}
@@ -117,7 +117,7 @@ def test_snapshots_with_a_base_read_as_the_log_replays(
         warnings.simplefilter("error")  # no snapshot read is damaged or refused
         assert _views(ModelRegistry(backend)) == _views(ModelRegistry(_without_snapshots(backend)))
         assert ModelRegistry(backend).verify().ok
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     for seq, head in heads.items():  # every kept snapshot's base is kept
         base = _base(head)
         assert base is None or (base in heads and _base(heads[base]) is None and base < seq)
@@ -126,7 +126,7 @@ def test_snapshots_with_a_base_read_as_the_log_replays(
 def test_a_long_lived_writer_leaves_unchanged_blocks_in_the_base() -> None:
     backend = MemoryBackend()
     reg = _grow(backend, 60)
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     newest = heads[max(heads)]
     base = _base(newest)
     assert base is not None and _base(heads[base]) is None
@@ -138,7 +138,7 @@ def test_a_long_lived_writer_leaves_unchanged_blocks_in_the_base() -> None:
     reg.mark_stable(NAME, "1.1.0")
     for i in range(60, 63):
         reg.save(NAME, {"w": i})
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     assert max(heads) == 64
     at = heads[64]["records"]["base"]["at"]
     assert at[0] is None and at[1] is not None  # block 0 holds 1.1.0
@@ -151,7 +151,7 @@ def test_fresh_writers_leave_blocks_in_the_snapshot_they_read() -> None:
     _grow(backend, 30)
     for i in range(30, 60):
         ModelRegistry(backend).save(NAME, {"w": i})
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     assert any(_base(h) is not None for h in heads.values())
     assert _views(ModelRegistry(backend)) == _views(ModelRegistry(_without_snapshots(backend)))
 
@@ -159,7 +159,7 @@ def test_fresh_writers_leave_blocks_in_the_snapshot_they_read() -> None:
 def test_a_snapshot_whose_base_is_gone_is_read_from_an_older_snapshot() -> None:
     backend = MemoryBackend()
     _grow(backend, 60)
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     base = _base(heads[max(heads)])
     assert base is not None
     backend.delete(_state.snapshot_key(NAME, base))
@@ -183,13 +183,13 @@ def test_a_snapshot_whose_base_is_gone_is_read_from_an_older_snapshot() -> None:
     report = ModelRegistry(backend).verify()
     assert any(p.kind == "snapshot-damaged" and "missing" in p.detail for p in report.problems)
     ModelRegistry(backend).verify(repair=True)
-    assert not [h for h in _snapshots(backend).values() if _base(h) == base]
+    assert not [h for h in _heads(backend).values() if _base(h) == base]
 
 
 def test_a_damaged_block_in_the_base_is_refused_and_read_from_the_log() -> None:
     backend = MemoryBackend()
     _grow(backend, 60)
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     newest = max(heads)
     base = _base(heads[newest])
     assert base is not None
@@ -215,7 +215,7 @@ def test_writers_keep_the_base_of_the_snapshots_they_keep() -> None:
         reg.save(NAME, {"w": i})
         if i % 37 == 0:
             reg = ModelRegistry(backend)
-    heads = _snapshots(backend)
+    heads = _heads(backend)
     kept = sorted(heads)[-2:]
     bases = {_base(heads[s]) for s in kept} - {None}
     assert bases and bases <= set(heads)

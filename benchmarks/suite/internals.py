@@ -3,7 +3,7 @@
 A benchmark explains its figures with facts the public API does not give: how often a
 snapshot is written, how long a model's history is, where an artifact sits on disk. Each
 such reach is a function here, so a refactor of the registry breaks one small module, not
-the scenarios. Private names used: ``modelversions._commit._SNAPSHOT_EVERY`` and
+the scenarios. Private names used: ``modelversions._snapshots._SNAPSHOT_EVERY`` and
 ``ModelRegistry._log.states`` (a model's ``ModelState``, its ``seq``); the artifact path
 follows the documented storage layout (``models/<name>/@artifacts/<sha256>.joblib``).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 def snapshot_every() -> int:
     """History entries between two snapshots of a model with few versions."""
-    from modelversions._commit import _SNAPSHOT_EVERY
+    from modelversions._snapshots import _SNAPSHOT_EVERY
 
     return _SNAPSHOT_EVERY
 
