@@ -40,6 +40,7 @@ from typing import Any
 
 from modelversions._codec import check_seal, sha256
 from modelversions._texts import Texts as Texts  # re-exported: the order's blocks
+from modelversions._texts import pack
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 
@@ -348,7 +349,7 @@ class Blocks:
         texts = self._texts
         if isinstance(texts, Texts) and texts._list is None:
             return texts._chunks[b]
-        return " ".join(texts[b * self._block : (b + 1) * self._block])
+        return pack(texts[b * self._block : (b + 1) * self._block])
 
 
 def _base_of(

@@ -32,7 +32,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelversions import _blocks, _lazy
+from modelversions import _blocks, _lazy, _texts
 
 if TYPE_CHECKING:
     from modelversions._state import ModelState
@@ -67,7 +67,7 @@ def _chunk_of(texts: Sequence[str], b: int) -> str:
         and (b + 1) * texts._block <= texts._n
     ):
         return texts._chunks[b]  # as stored: not split
-    return " ".join(texts[i] for i in range(b * block, (b + 1) * block))
+    return _texts.pack([texts[i] for i in range(b * block, (b + 1) * block)])
 
 
 def plan_lazy(lazy: _lazy.LazyRecords, texts: Sequence[str]) -> Shared | None:
@@ -175,7 +175,7 @@ def encode_state(state: ModelState, seal: Callable[[bytes], bytes], share: bool)
             names = [texts[i] for i in range(lo, hi)]
         else:
             names = [str(v) for v in order[lo:hi]]
-        chunks.append(" ".join(names))
+        chunks.append(_texts.pack(names))
         for i, v_text in zip(range(lo, hi), names, strict=True):
             stored = None if lazy is None else lazy.stored(v_text)
             if stored is not None:  # never rebuilt: its stored JSON, its stored flag

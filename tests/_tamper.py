@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modelversions import _lazy, _state
+from modelversions import _lazy, _state, _texts
 from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
@@ -57,7 +57,12 @@ def snapshot_payload(data: bytes, key: str = "snapshot") -> dict[str, Any]:
     assert [hashlib.sha256(b).hexdigest() for b in blocks] == desc["digests"]
     versions = json.loads(b"[" + b",".join(lines) + b"]")
     parts = [json.dumps(v, separators=(",", ":"), sort_keys=True) for v in versions]
-    texts = " ".join(head["index"]["order"]).split(" ") if head["index"]["order"] else []
+    assert "base" not in desc, "a snapshot that leaves blocks in a base"
+    texts = [
+        text
+        for i, chunk in enumerate(head["index"]["order"])
+        for text in _texts.unpack(chunk, min(n, len(lines) - i * n))
+    ]
     head["index"] = _lazy.encode_index(texts, list(head["index"]["flags"]), parts)
     head["versions"] = versions
     return head

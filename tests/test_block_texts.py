@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelversions import IntegrityError, ModelRegistry, _blocks
+from modelversions._texts import pack, unpack
 from modelversions.backends.memory import MemoryBackend
 
 
@@ -105,3 +106,64 @@ def test_a_fresh_open_splits_only_the_blocks_it_reads(monkeypatch: pytest.Monkey
     assert len(order._split) <= 4  # a bisection's few blocks, of 16
     assert list(fresh.versions("m")) == list(ModelRegistry(backend).versions("m"))
     assert [str(v) for v in state.order] == [f"1.{i}.0" for i in range(64)]
+
+
+# -- the packed order: runs of like bumps ------------------------------------------
+
+_BUMPS = {"M": lambda a, b, c: (a + 1, 0, 0), "m": lambda a, b, c: (a, b + 1, 0)}
+_BUMPS["p"] = lambda a, b, c: (a, b, c + 1)
+
+
+@st.composite
+def _orders(draw: st.DrawFn) -> list[str]:
+    """Versions as saves make them: runs of one bump, other bumps, pre-releases."""
+    parts = (draw(st.integers(0, 3)), draw(st.integers(0, 12)), draw(st.integers(0, 3)))
+    out: list[str] = []
+    for kind, length in draw(
+        st.lists(st.tuples(st.sampled_from("MmpX"), st.integers(1, 9)), max_size=12)
+    ):
+        for _ in range(length):
+            if kind == "X":
+                out.append(f"{parts[0]}.{parts[1]}.{parts[2]}-rc.{len(out)}")
+            else:
+                parts = _BUMPS[kind](*parts)
+                out.append(f"{parts[0]}.{parts[1]}.{parts[2]}")
+    return out
+
+
+@settings(max_examples=300)
+@given(names=_orders())
+def test_a_packed_block_unpacks_to_its_versions(names: list[str]) -> None:
+    chunk = pack(names)
+    assert unpack(chunk, len(names)) == names if names else chunk == ""
+    assert len(chunk) <= len(" ".join(names))
+    with pytest.raises(ValueError):
+        unpack(chunk, len(names) + 1)
+
+
+def test_automatic_saves_pack_to_one_token_per_block() -> None:
+    names = [f"1.{i}.0" for i in range(64)]
+    assert pack(names) == "1.0.0*64m"
+    assert pack(["2.0.0", "2.0.1", "2.0.2", "2.1.0"]) == "2.0.0*3p 2.1.0"
+    assert pack(["1.0.0", "1.1.0"]) == "1.0.0 1.1.0"  # runs of 3 or more
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        "1.0.0*999999m",  # longer than the block: never expanded
+        "1.0.0*2m 1.2.0 1.3.0",  # a run shorter than 3 is not written so
+        "1.0.0*4x",  # no such bump
+        "01.0.0*4m",  # not a version's canonical text
+        "1.0.0*04m",
+        "1.0.0*4m*",
+        "1.0.0 * 1.1.0 1.2.0",
+        "1" * 30 + ".0.0*4m",  # numbers past what a run may hold
+    ],
+)
+def test_a_hostile_run_is_refused_before_it_is_expanded(chunk: str) -> None:
+    with pytest.raises(ValueError):
+        unpack(chunk, 4)
+    texts = _blocks.Texts.parse([chunk], 4, 4, "snapshot")
+    with pytest.raises(IntegrityError, match=r"damaged index \(block 0\)"):
+        texts[0]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _tamper import as_layout1, overwrite
 
-from modelversions import IntegrityError, ModelRegistry, _blocks, _lazy, _state
+from modelversions import IntegrityError, ModelRegistry, _blocks, _lazy, _state, _texts
 from modelversions.backends import Backend
 from modelversions.backends.local import LocalBackend
 from modelversions.backends.memory import MemoryBackend
@@ -273,7 +273,7 @@ def test_a_version_listed_twice_is_refused_where_read() -> None:
     data = backend.read(key)
     head_end = data.index(b"\n")
     head = _state.decode(data[:head_end], key)
-    order = head["index"]["order"][0].split(" ")  # the first block's versions
+    order = _texts.unpack(head["index"]["order"][0], 4)  # the first block's versions
     assert order[:2] == ["1.0.0", "1.1.0"]
     head["index"]["order"][0] = " ".join(["1.0.0", "1.0.0", *order[2:]])
     data = _state.encode(head) + data[head_end:]
