@@ -302,17 +302,17 @@ class IOTrap:
 
     # -- installing -------------------------------------------------------------------
     def install(self) -> IOTrap:
-        from modelversions.backends import _safepath, local
+        from modelversions.backends import _safepath, _unnamed, local
 
         self._saved = {"os": local.os, "open": local.__dict__.get("open")}
-        local.os = _safepath.os = _OsProxy(self)  # type: ignore[assignment]
+        local.os = _safepath.os = _unnamed.os = _OsProxy(self)  # type: ignore[assignment]
         local.open = self._open  # type: ignore[attr-defined]
         return self
 
     def uninstall(self) -> None:
-        from modelversions.backends import _safepath, local
+        from modelversions.backends import _safepath, _unnamed, local
 
-        local.os = _safepath.os = self._saved["os"]
+        local.os = _safepath.os = _unnamed.os = self._saved["os"]
         if self._saved["open"] is None:
             del local.open  # type: ignore[attr-defined]
         else:

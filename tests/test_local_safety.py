@@ -115,11 +115,11 @@ OPS: dict[str, Callable[[ModelRegistry], Any]] = {
 # refuse with a StorageError naming the link; the others need not go there at all.
 REACHES = {
     "cleanup": "R - - - - - - - - -",
-    "delete": "R R R R R R R - - -",
+    "delete": "- R R R R R R - - -",
     "load": "- R R R R R R - - R",
     "load-deployed": "- R R R R R R - - R",
     "models": "- R R - R R - R R -",
-    "prune": "R R R - R R R - - -",
+    "prune": "- R R - R R R - - -",
     "repair": "- - - - - - - - - -",
     "save": "R R R R R R R - - -",
     "save-new-model": "R R - - - - - R - -",

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import IO
 
 from modelversions._util import host_name
-from modelversions.backends import Backend, BlobWriter
+from modelversions.backends import Backend, BlobWriter, _unnamed
 from modelversions.backends._safepath import (
     O_READ_LEAF,
     O_WRITE_NEW,
@@ -93,6 +93,7 @@ class LocalBackend(Backend):
         self.url = self.root
         self._safe = SafeRoot(self.root, durable=durable)
         self._tmpdir = os.path.join(self.root, _TMP)
+        self._unnamed: bool | None = None  # whether creates write unnamed files; None: unknown
         self._safe.make_root()
         if not os.path.lexists(self._tmpdir):  # a planted .tmp link: verify() reports it
             with contextlib.suppress(FileExistsError):
@@ -275,7 +276,13 @@ class LocalBackend(Backend):
         raise StorageError(f"{self._path(key)!r} is not a regular file; refusing to read it")
 
     def create(self, key: str, data: bytes) -> None:
-        split_key(key)
+        parts = split_key(key)
+        if self._unnamed is not False:
+            created = self._create_unnamed(parts, data)
+            if created is not None:
+                if not created:
+                    raise FileExistsError(errno.EEXIST, "object exists", key)
+                return
         name = self._tmp_name()
         tmpdir = self._safe.walk([_TMP], create=True)
         try:
@@ -299,6 +306,39 @@ class LocalBackend(Backend):
             close_dir(tmpdir)
         if not created:
             raise FileExistsError(errno.EEXIST, "object exists", key)
+
+    def _create_unnamed(self, parts: builtins.list[str], data: bytes) -> bool | None:
+        """``create`` through an unnamed file in the key's folder (see ``_unnamed``).
+
+        True: published (and durable); False: the key exists; None: not done, nothing
+        written (unnamed files unsupported here, or the folder removed meanwhile): the
+        named temporary's way, which walks again, is the caller's to take.
+        """
+        if self._unnamed is None:
+            self._unnamed = _unnamed.available()
+            if not self._unnamed:
+                return None
+        folder = self._safe.walk(parts[:-1], create=True)
+        try:
+            if not isinstance(folder, int):
+                self._unnamed = False  # no folder descriptors here (not POSIX)
+                return None
+            try:
+                if not _unnamed.create_in(folder, parts[-1], data, durable=self.durable):
+                    self._unnamed = False
+                    return None
+            except FileExistsError as exc:
+                error = self._safe.check_error(folder, parts, exc)
+                if error is not exc:
+                    raise error from None
+                return False
+            except FileNotFoundError:
+                return None
+            if self.durable:
+                fsync_dir(folder)
+            return True
+        finally:
+            close_dir(folder)
 
     def open_blob(self) -> BlobWriter:
         return _LocalBlob(self)

@@ -1,0 +1,62 @@
+"""A small file written unnamed in its own folder, then linked in (Linux ``O_TMPFILE``).
+
+The local backend's crash-safe create is: write a temporary, ``fsync`` it, link it
+under its final name (which fails if the name is taken), ``fsync`` the folder. With a
+named temporary in ``<root>/.tmp`` that costs a name made and removed in ``.tmp`` on
+top of the link, and both changes ride in the journal commits of the two ``fsync``
+calls. An unnamed file (``open(folder, O_TMPFILE)``) has no name until the link
+gives it its only one: the same recipe in the same order, with less to commit and no
+``.tmp`` folder to walk, and a writer that dies leaves nothing behind to clean up.
+
+This module owns that one write; :mod:`modelversions.backends.local` decides when
+to use it (a folder descriptor from the no-symlink walk, Linux) and falls back to
+the named temporary where it is not supported. It never fsyncs the folder: the
+caller does, after a link.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: The kernel links an unnamed file through its ``/proc/self/fd`` entry (``linkat``
+#: with ``AT_EMPTY_PATH`` would need a capability).
+_FD_LINKS = "/proc/self/fd"
+#: What ``open(..., O_TMPFILE)`` answers where it is not supported: a filesystem
+#: without it (EOPNOTSUPP), a kernel older than 3.11 (EISDIR), and EINVAL.
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+
+
+def available() -> bool:
+    """Whether unnamed files can be made and linked here (Linux with ``/proc``)."""
+    return bool(_O_TMPFILE) and os.path.isdir(_FD_LINKS)
+
+
+def create_in(folder: int, name: str, data: bytes, *, durable: bool) -> bool:
+    """Write ``data`` unnamed in ``folder``, ``fsync`` it if ``durable``, link it as ``name``.
+
+    Returns False, having written nothing anywhere, if this filesystem does not take
+    unnamed files. Raises FileExistsError if ``name`` is taken (nothing is left
+    behind), FileNotFoundError if ``folder`` was removed meanwhile. The caller
+    ``fsync``s the folder after a True.
+    """
+    flags = os.O_WRONLY | _O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(".", flags, 0o644, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return False
+        raise
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if durable:
+            os.fsync(fd)
+        # Not opened with O_EXCL: linking it is allowed; it fails if the name is taken.
+        os.link(f"{_FD_LINKS}/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(fd)
+    return True
