@@ -33,6 +33,28 @@ def available() -> bool:
     return bool(_O_TMPFILE) and os.path.isdir(_FD_LINKS)
 
 
+def open_in(folder: int) -> int | None:
+    """An unnamed file open for writing in ``folder``; None where not supported."""
+    flags = os.O_WRONLY | _O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(".", flags, 0o644, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return None
+        raise
+
+
+def path_of(fd: int) -> str:
+    """A path that opens the unnamed file ``fd`` again (to read back what was written)."""
+    return f"{_FD_LINKS}/{fd}"
+
+
+def link(fd: int, folder: int, name: str) -> None:
+    """Give the unnamed file ``fd`` the name ``name`` in ``folder``; FileExistsError if
+    taken. It was not opened with ``O_EXCL``, so the kernel allows it."""
+    os.link(path_of(fd), name, dst_dir_fd=folder, follow_symlinks=True)
+
+
 def create_in(folder: int, name: str, data: bytes, *, durable: bool) -> bool:
     """Write ``data`` unnamed in ``folder``, ``fsync`` it if ``durable``, link it as ``name``.
 
@@ -41,13 +63,9 @@ def create_in(folder: int, name: str, data: bytes, *, durable: bool) -> bool:
     behind), FileNotFoundError if ``folder`` was removed meanwhile. The caller
     ``fsync``s the folder after a True.
     """
-    flags = os.O_WRONLY | _O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(".", flags, 0o644, dir_fd=folder)
-    except OSError as exc:
-        if exc.errno in _UNSUPPORTED:
-            return False
-        raise
+    fd = open_in(folder)
+    if fd is None:
+        return False
     try:
         view = memoryview(data)
         while view:
@@ -55,8 +73,7 @@ def create_in(folder: int, name: str, data: bytes, *, durable: bool) -> bool:
             view = view[written:]
         if durable:
             os.fsync(fd)
-        # Not opened with O_EXCL: linking it is allowed; it fails if the name is taken.
-        os.link(f"{_FD_LINKS}/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
+        link(fd, folder, name)
     finally:
         os.close(fd)
     return True
