@@ -1,13 +1,17 @@
 """A registry in a local folder: the embedded default.
 
 Every object is a file under the folder, at the path its key names, so the layout
-reads with ``ls``. Writes follow the crash-safe recipe: write a temporary file in
-``<root>/.tmp/``, flush and ``fsync`` it, publish it with ``os.link`` (which fails
-if the final name exists: an atomic create-if-absent), then ``fsync`` the folder.
-Nothing is ever rewritten in place, so no lock is needed and none is held.
+reads with ``ls``. Writes follow the crash-safe recipe: write a temporary file,
+flush and ``fsync`` it, publish it with ``os.link`` (which fails if the final name
+exists: an atomic create-if-absent), then ``fsync`` the folder. On Linux the
+temporary is an unnamed file (:mod:`modelversions.backends._unnamed`), in the key's
+own folder for ``create`` and in ``<root>/.tmp/`` for a blob; elsewhere it is a
+named file in ``<root>/.tmp/``, removed after the link. Nothing is ever rewritten in
+place, so no lock is needed and none is held.
 
-This module owns the storage protocol on a folder (read, create, blobs, list,
-delete, cleanup of stale temporaries) and the temporaries' names. How a key's folder
+This module owns the storage protocol on a folder (read, create, publishing blobs,
+list, delete, cleanup of stale temporaries) and the temporaries' names; the blob
+writer is :mod:`modelversions.backends._local_blob`. How a key's folder
 is reached lives in :mod:`modelversions.backends._safepath`: every operation here
 acts on a name relative to a folder opened there, so nothing below the root is ever
 followed if it is a symbolic link (the root itself may be one); a planted link makes
