@@ -172,3 +172,21 @@ def test_an_unsupported_filesystem_answer_is_not_an_error(
     monkeypatch.undo()
     assert backend.read("models/m/x.json") == b"1"
     assert os.listdir(tmp_path / "reg" / ".tmp") == []
+
+
+def test_a_refused_link_through_proc_means_named_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A security module refusing the link: found by the first write's probe, once."""
+
+    def refused(fd: int, folder: int, name: str) -> None:
+        raise PermissionError(errno.EPERM, "denied", name)
+
+    monkeypatch.setattr(_unnamed, "link", refused)
+    reg = ModelRegistry(tmp_path / "reg")
+    mv = reg.save("m", {"w": 1})
+    assert reg.backend._unnamed is False  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    assert ModelRegistry(tmp_path / "reg").load("m", mv.version) == {"w": 1}
+    assert os.listdir(tmp_path / "reg" / ".tmp") == []
+    assert reg.verify().ok

@@ -16,6 +16,7 @@ caller does, after a link.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
@@ -26,6 +27,8 @@ _FD_LINKS = "/proc/self/fd"
 #: What ``open(..., O_TMPFILE)`` answers where it is not supported: a filesystem
 #: without it (EOPNOTSUPP), a kernel older than 3.11 (EISDIR), and EINVAL.
 _UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+#: What refuses the link through ``/proc`` (a security module, another mount).
+_REFUSED = frozenset({errno.EPERM, errno.EACCES, errno.EXDEV})
 
 
 def available() -> bool:
@@ -53,6 +56,25 @@ def link(fd: int, folder: int, name: str) -> None:
     """Give the unnamed file ``fd`` the name ``name`` in ``folder``; FileExistsError if
     taken. It was not opened with ``O_EXCL``, so the kernel allows it."""
     os.link(path_of(fd), name, dst_dir_fd=folder, follow_symlinks=True)
+
+
+def links_in(folder: int, name: str) -> bool:
+    """Whether an unnamed file made in ``folder`` can be linked there (as ``name``,
+    removed at once): a security module or a mount may refuse the link."""
+    fd = open_in(folder)
+    if fd is None:
+        return False
+    try:
+        link(fd, folder, name)
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            return False
+        raise
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=folder)
+    return True
 
 
 def create_in(folder: int, name: str, data: bytes, *, durable: bool) -> bool:

@@ -146,9 +146,17 @@ class LocalBackend(Backend):
         return fd
 
     def _unnamed_ok(self) -> bool:
-        """Whether writes may use unnamed files here (checked once)."""
+        """Whether writes may use unnamed files here: checked once, by linking one in
+        ``.tmp`` under a temporary's name (then removed)."""
         if self._unnamed is None:
-            self._unnamed = _unnamed.available()
+            ok = _unnamed.available()
+            if ok:
+                tmpdir = self._safe.walk([_TMP], create=True)
+                try:
+                    ok = isinstance(tmpdir, int) and _unnamed.links_in(tmpdir, self._tmp_name())
+                finally:
+                    close_dir(tmpdir)
+            self._unnamed = ok
         return self._unnamed
 
     def _remove_tmp(self, name: str) -> None:
