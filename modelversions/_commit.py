@@ -203,13 +203,23 @@ class Log(Snapshots):
 
     # ------------------------------------------------------------------ committing
     def _next_entry(
-        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
+        self,
+        name: str,
+        build: Callable[[ModelState], E],
+        *,
+        new_model: bool = False,
+        cached: bool = False,
     ) -> tuple[E, Payload, ModelState]:
         """The next event of ``name``, built from its newest state (caller holds the lock).
 
         Unless ``new_model``, a model without history raises ModelNotFoundError.
+        ``cached``: build from the cached state without probing for newer entries (the
+        caller refreshed it moments ago; the create-if-absent of the entry refuses it
+        if another writer committed since, and the retry refreshes).
         """
-        state = self.refresh(name)
+        state = self.states.get(name) if cached else None
+        if state is None:
+            state = self.refresh(name)
         if state.seq == 0 and not new_model:
             raise ModelNotFoundError(self.not_found_message(name))
         event = build(state)
@@ -229,13 +239,24 @@ class Log(Snapshots):
         return _state.event_from_payload(payload)
 
     def commit(
-        self, name: str, build: Callable[[ModelState], E], *, new_model: bool = False
+        self,
+        name: str,
+        build: Callable[[ModelState], E],
+        *,
+        new_model: bool = False,
+        refreshed: bool = False,
     ) -> tuple[E, ModelState]:
-        """Append one event computed by ``build`` from the newest state; retry on races."""
+        """Append one event computed by ``build`` from the newest state; retry on races.
+
+        ``refreshed``: the caller has just refreshed the state; the first attempt builds
+        from it without probing again (a lost race costs one retry, as ever).
+        """
         delay = 0.0005
-        for _attempt in range(self.max_retries):
+        for attempt in range(self.max_retries):
             with self.lock:
-                event, payload, state = self._next_entry(name, build, new_model=new_model)
+                event, payload, state = self._next_entry(
+                    name, build, new_model=new_model, cached=refreshed and attempt == 0
+                )
                 if state.seq == 0 or state.head_sha256 is not None:
                     payload["prev"] = state.head_sha256  # chains this entry to the last
                 key = _state.log_key(name, payload["seq"])
@@ -306,7 +327,7 @@ class Log(Snapshots):
         if is_new:
             with storage(f"registering model {name!r}"), suppress(FileExistsError):
                 self.backend.create(_state.index_key(name), b"{}")
-        event, state = self.commit(name, rule(sha256, size), new_model=True)
+        event, state = self.commit(name, rule(sha256, size), new_model=True, refreshed=True)
         with storage(f"checking the artifact of {name!r}"):
             artifact.ensure(self.backend, name, sha256, created)
         return event, state

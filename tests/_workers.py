@@ -252,11 +252,12 @@ class IOTrap:
     """Counts the local backend's I/O calls and acts at call number ``at``.
 
     Installed by replacing the names ``os`` and ``open`` inside
-    :mod:`modelversions.backends.local` (and ``os`` inside its folder walk,
-    :mod:`modelversions.backends._safepath`) with wrappers: ``os.write``, ``os.fsync``,
-    ``os.link``, ``os.mkdir``, ``os.open`` ... and the ``write``/``flush`` of the
-    buffered files it opens for writing are counted. ``file.open`` is the builtin
-    ``open`` (the blob's temporary and every read). At call ``at`` the trap raises
+    :mod:`modelversions.backends.local` and its blob (and ``os`` inside its folder
+    walk, :mod:`modelversions.backends._safepath`, and its unnamed files) with
+    wrappers: ``os.write``, ``os.fsync``, ``os.link``, ``os.mkdir``, ``os.open`` ...
+    and the ``write``/``flush`` of the buffered files it opens for writing are
+    counted. ``file.open`` is the builtin ``open`` (the blob's temporary and every
+    read). At call ``at`` the trap raises
     ``OSError(EIO)`` (``action="raise"``) or SIGKILLs its own process (``"kill"``),
     before the real call runs; calls numbered in ``also`` raise too (failures that
     follow the first). ``trace`` records ``(call, path)`` for every counted call.
@@ -302,21 +303,24 @@ class IOTrap:
 
     # -- installing -------------------------------------------------------------------
     def install(self) -> IOTrap:
-        from modelversions.backends import _safepath, local
+        from modelversions.backends import _local_blob, _safepath, _unnamed, local
 
-        self._saved = {"os": local.os, "open": local.__dict__.get("open")}
-        local.os = _safepath.os = _OsProxy(self)  # type: ignore[assignment]
-        local.open = self._open  # type: ignore[attr-defined]
+        self._saved = {"os": local.os}
+        for module in (local, _local_blob):
+            self._saved[module.__name__] = module.__dict__.get("open")
+            module.open = self._open  # type: ignore[attr-defined]
+        local.os = _safepath.os = _unnamed.os = _local_blob.os = _OsProxy(self)  # type: ignore[assignment]
         return self
 
     def uninstall(self) -> None:
-        from modelversions.backends import _safepath, local
+        from modelversions.backends import _local_blob, _safepath, _unnamed, local
 
-        local.os = _safepath.os = self._saved["os"]
-        if self._saved["open"] is None:
-            del local.open  # type: ignore[attr-defined]
-        else:
-            local.open = self._saved["open"]  # type: ignore[attr-defined]
+        local.os = _safepath.os = _unnamed.os = _local_blob.os = self._saved["os"]
+        for module in (local, _local_blob):
+            if self._saved[module.__name__] is None:
+                del module.open  # type: ignore[attr-defined]
+            else:
+                module.open = self._saved[module.__name__]  # type: ignore[attr-defined]
 
     def __enter__(self) -> IOTrap:
         return self.install()

@@ -1,13 +1,17 @@
 """A registry in a local folder: the embedded default.
 
 Every object is a file under the folder, at the path its key names, so the layout
-reads with ``ls``. Writes follow the crash-safe recipe: write a temporary file in
-``<root>/.tmp/``, flush and ``fsync`` it, publish it with ``os.link`` (which fails
-if the final name exists: an atomic create-if-absent), then ``fsync`` the folder.
-Nothing is ever rewritten in place, so no lock is needed and none is held.
+reads with ``ls``. Writes follow the crash-safe recipe: write a temporary file,
+flush and ``fsync`` it, publish it with ``os.link`` (which fails if the final name
+exists: an atomic create-if-absent), then ``fsync`` the folder. On Linux the
+temporary is an unnamed file (:mod:`modelversions.backends._unnamed`), in the key's
+own folder for ``create`` and in ``<root>/.tmp/`` for a blob; elsewhere it is a
+named file in ``<root>/.tmp/``, removed after the link. Nothing is ever rewritten in
+place, so no lock is needed and none is held.
 
-This module owns the storage protocol on a folder (read, create, blobs, list,
-delete, cleanup of stale temporaries) and the temporaries' names. How a key's folder
+This module owns the storage protocol on a folder (read, create, publishing blobs,
+list, delete, cleanup of stale temporaries) and the temporaries' names; the blob
+writer is :mod:`modelversions.backends._local_blob`. How a key's folder
 is reached lives in :mod:`modelversions.backends._safepath`: every operation here
 acts on a name relative to a folder opened there, so nothing below the root is ever
 followed if it is a symbolic link (the root itself may be one); a planted link makes
@@ -28,7 +32,8 @@ from collections.abc import Callable
 from typing import IO
 
 from modelversions._util import host_name
-from modelversions.backends import Backend, BlobWriter
+from modelversions.backends import Backend, BlobWriter, _unnamed
+from modelversions.backends._local_blob import LocalBlob
 from modelversions.backends._safepath import (
     O_READ_LEAF,
     O_WRITE_NEW,
@@ -48,7 +53,6 @@ __all__ = ["LocalBackend"]
 
 _TMP = ".tmp"
 _HOST = host_name().replace(".", "_") or "host"
-_BUFFER = 1 << 20
 
 
 def _pid_alive(pid: int) -> bool:
@@ -93,6 +97,7 @@ class LocalBackend(Backend):
         self.url = self.root
         self._safe = SafeRoot(self.root, durable=durable)
         self._tmpdir = os.path.join(self.root, _TMP)
+        self._unnamed: bool | None = None  # whether creates write unnamed files; None: unknown
         self._safe.make_root()
         if not os.path.lexists(self._tmpdir):  # a planted .tmp link: verify() reports it
             with contextlib.suppress(FileExistsError):
@@ -127,6 +132,33 @@ class LocalBackend(Backend):
         finally:
             close_dir(tmpdir)
 
+    def _new_unnamed(self) -> int | None:
+        """An unnamed temporary in ``.tmp`` (see ``_unnamed``); None where unsupported."""
+        if not self._unnamed_ok():
+            return None
+        tmpdir = self._safe.walk([_TMP], create=True)
+        try:
+            fd = _unnamed.open_in(tmpdir) if isinstance(tmpdir, int) else None
+        finally:
+            close_dir(tmpdir)
+        if fd is None:
+            self._unnamed = False
+        return fd
+
+    def _unnamed_ok(self) -> bool:
+        """Whether writes may use unnamed files here: checked once, by linking one in
+        ``.tmp`` under a temporary's name (then removed)."""
+        if self._unnamed is None:
+            ok = _unnamed.available()
+            if ok:
+                tmpdir = self._safe.walk([_TMP], create=True)
+                try:
+                    ok = isinstance(tmpdir, int) and _unnamed.links_in(tmpdir, self._tmp_name())
+                finally:
+                    close_dir(tmpdir)
+            self._unnamed = ok
+        return self._unnamed
+
     def _remove_tmp(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             tmpdir = self._safe.walk([_TMP], create=False)
@@ -143,18 +175,21 @@ class LocalBackend(Backend):
         sync_existing: bool = False,
         tmpdir: Dir | None = None,
         finish: Callable[[bool], None] | None = None,
+        unnamed: int | None = None,
     ) -> bool:
         """Link a finished temporary into place (then unlink it); False if the key exists.
 
         ``tmpdir``: the caller's open ``.tmp`` folder (else it is walked to, and closed).
+        ``unnamed``: the temporary is this unnamed file (``tmp_name`` is unused): it is
+        linked through its descriptor, and cannot vanish or be left behind.
         ``finish(sync)``: closes the caller's open temporary, fsyncing it if ``sync``;
         called before the link, with ``sync=False`` if the key is in its folder already
         (an artifact saved again: whoever linked that file made its bytes durable
         first; the temporary is dropped without an fsync).
         """
         parts = split_key(key)
-        own = tmpdir is None
-        if tmpdir is None:
+        own = tmpdir is None and unnamed is None
+        if own:
             try:
                 tmpdir = self._safe.walk([_TMP], create=False)
             except FileNotFoundError:
@@ -173,7 +208,12 @@ class LocalBackend(Backend):
                             done(not found)
                             if found:
                                 raise FileExistsError(errno.EEXIST, "object exists", key)
-                        link(tmpdir, tmp_name, folder, parts[-1])
+                        if unnamed is None:
+                            assert tmpdir is not None
+                            link(tmpdir, tmp_name, folder, parts[-1])
+                        else:
+                            assert isinstance(folder, int)
+                            _unnamed.link(unnamed, folder, parts[-1])
                     except FileExistsError as exc:
                         error = self._safe.check_error(folder, parts, exc)
                         if error is not exc:
@@ -185,9 +225,12 @@ class LocalBackend(Backend):
                         return False
                     except FileNotFoundError:
                         try:
-                            os.stat(
-                                at(tmpdir, tmp_name), dir_fd=fd_of(tmpdir), follow_symlinks=False
-                            )
+                            if tmpdir is not None:  # an unnamed one cannot vanish
+                                os.stat(
+                                    at(tmpdir, tmp_name),
+                                    dir_fd=fd_of(tmpdir),
+                                    follow_symlinks=False,
+                                )
                         except FileNotFoundError:
                             raise StorageError(
                                 f"the temporary file of {key} ({_TMP}/{tmp_name}) vanished "
@@ -204,9 +247,10 @@ class LocalBackend(Backend):
                     close_dir(folder)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(at(tmpdir, tmp_name), dir_fd=fd_of(tmpdir))
-            if own:
+            if tmpdir is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(at(tmpdir, tmp_name), dir_fd=fd_of(tmpdir))
+            if own and tmpdir is not None:
                 close_dir(tmpdir)
 
     @staticmethod
@@ -275,7 +319,13 @@ class LocalBackend(Backend):
         raise StorageError(f"{self._path(key)!r} is not a regular file; refusing to read it")
 
     def create(self, key: str, data: bytes) -> None:
-        split_key(key)
+        parts = split_key(key)
+        if self._unnamed is not False:
+            created = self._create_unnamed(parts, data)
+            if created is not None:
+                if not created:
+                    raise FileExistsError(errno.EEXIST, "object exists", key)
+                return
         name = self._tmp_name()
         tmpdir = self._safe.walk([_TMP], create=True)
         try:
@@ -300,8 +350,39 @@ class LocalBackend(Backend):
         if not created:
             raise FileExistsError(errno.EEXIST, "object exists", key)
 
+    def _create_unnamed(self, parts: builtins.list[str], data: bytes) -> bool | None:
+        """``create`` through an unnamed file in the key's folder (see ``_unnamed``).
+
+        True: published (and durable); False: the key exists; None: not done, nothing
+        written (unnamed files unsupported here, or the folder removed meanwhile): the
+        named temporary's way, which walks again, is the caller's to take.
+        """
+        if not self._unnamed_ok():
+            return None
+        folder = self._safe.walk(parts[:-1], create=True)
+        try:
+            if not isinstance(folder, int):
+                self._unnamed = False  # no folder descriptors here (not POSIX)
+                return None
+            try:
+                if not _unnamed.create_in(folder, parts[-1], data, durable=self.durable):
+                    self._unnamed = False
+                    return None
+            except FileExistsError as exc:
+                error = self._safe.check_error(folder, parts, exc)
+                if error is not exc:
+                    raise error from None
+                return False
+            except FileNotFoundError:
+                return None
+            if self.durable:
+                fsync_dir(folder)
+            return True
+        finally:
+            close_dir(folder)
+
     def open_blob(self) -> BlobWriter:
-        return _LocalBlob(self)
+        return LocalBlob(self)
 
     def open_read(self, key: str) -> IO[bytes]:
         fd, _ = self._open_file(key)
@@ -427,81 +508,3 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Close the folder descriptors kept for reads (reopened on the next read)."""
         self._safe.close()
-
-
-class _LocalBlob(BlobWriter):
-    def __init__(self, backend: LocalBackend) -> None:
-        self._backend = backend
-        self._name = backend._tmp_name()
-        self._tmp = os.path.join(backend._tmpdir, self._name)
-        fd = backend._new_tmp(self._name)
-        try:
-            self._fh: IO[bytes] | None = open(fd, "wb", buffering=_BUFFER)  # noqa: SIM115
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                backend._remove_tmp(self._name)
-            raise
-        if os.name == "posix":  # stored artifacts are read-only (0o444); unlink still works
-            os.fchmod(self._fh.fileno(), 0o444)
-        self._pos = 0
-        self._synced = -1  # position of the last fsync
-        #: The file being written: the serializer hashes it by reading it back.
-        self.readback_path = self._tmp
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._fh is None:
-            raise ValueError("write to a closed blob")
-        n = self._fh.write(data)
-        self._pos += n
-        return n
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-
-    def sync(self) -> None:
-        """Flush and fsync what was written so far (commit then has nothing left to sync)."""
-        if self._fh is not None and self._backend.durable:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._synced = self._pos
-
-    def commit(self, key: str) -> bool:
-        fh = self._fh
-        if fh is None:
-            raise ValueError("blob already committed or aborted")
-        self._fh = None
-
-        def finish(sync: bool) -> None:
-            """fsync it (unless the key was found stored already) and close it."""
-            try:
-                if sync:
-                    os.fsync(fh.fileno())
-            finally:
-                fh.close()
-
-        try:
-            fh.flush()
-            done: Callable[[bool], None] | None = None
-            if self._backend.durable and self._synced != self._pos:
-                done = finish  # just before the link: skipped if the key exists
-            else:
-                fh.close()
-            return self._backend._publish(self._name, key, sync_existing=True, finish=done)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                fh.close()
-            self.abort()
-            raise
-
-    def abort(self) -> None:
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            with contextlib.suppress(OSError):
-                fh.close()
-        with contextlib.suppress(OSError):
-            self._backend._remove_tmp(self._name)
