@@ -22,8 +22,8 @@ def write_chart(cfg: Config, res: Results) -> bool:
         return False
     groups = [
         ("mlflow", "Speed-up over MLflow (x, higher is better)", "log"),
-        ("floor", "Cost against plain joblib or the import, or 10,000 vs 10 versions (x, lower "
-                  "is better)",
+        ("floor", "Cost against plain joblib or the import, or 10,000 vs 10 versions\n"
+                  "(x, lower is better)",
          "linear"),
         ("budget", "Share of the budget used (lower is better)", "linear"),
     ]  # fmt: skip
