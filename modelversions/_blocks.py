@@ -45,7 +45,7 @@ from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 
 BLOCK = 64  # records per block: ~20 KB of typical records, one read and one hash each
-FIRST_READ = 128 * 1024  # the first ranged read: the whole head up to ~12,000 versions
+FIRST_READ = 128 * 1024  # the first ranged read: a whole head of ~12,000-50,000 versions
 
 Fetch = Callable[[int, int], bytes]  # bytes start..end of the snapshot (fewer at its end)
 Recover = Callable[[], Mapping[str, ModelVersion]]  # version text -> record at the snapshot

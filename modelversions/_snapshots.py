@@ -221,24 +221,25 @@ class Snapshots:
             return guard.encode_snapshot(state, share=share)
 
         data = encode()
+        written, base = state._pending  # see modelversions._snapwrite.encode_state
         state._written = None  # until this one is stored
         try:
-            base = _blocks.base_seq(json.loads(data[: data.index(b"\n")]))
             if base is not None and not self.backend.exists(_state.snapshot_key(state.name, base)):
                 data = encode(share=False)  # its base was removed meanwhile
+                written, base = state._pending
             self.backend.create(key, data)
         except FileExistsError:
             return  # another writer's: its layout is not the one encoded
         except OSError as exc:
             warnings.warn(f"could not write snapshot {key} (a cache only): {exc}", stacklevel=4)
             return
-        state._written = state._pending
-        state._touched = None if state._pending is None else {}
+        state._written = written
+        state._touched = None if written is None else {}
         try:
             prefix = _state.snapshot_prefix(state.name)
             ours = [k for k in self.backend.list(prefix) if _state.key_seq(k, prefix)]
-            kept = ours[-keep:]
-            needed = {_state.snapshot_key(state.name, s) for s in map(self._base_of, kept) if s}
+            bases = {base, *(self._base_of(k) for k in ours[-keep:] if k != key)}
+            needed = {_state.snapshot_key(state.name, s) for s in bases if s}
             for old in ours[:-keep]:
                 if old not in needed:  # the blocks of a snapshot kept may live there
                     self.backend.delete(old)
@@ -257,5 +258,3 @@ class Snapshots:
         except ValueError:
             return None  # not a head (an older layout, or damaged): it has no base
         return _blocks.base_seq(head) if rest is not None and isinstance(head, dict) else None
-
-    # ------------------------------------------------------------------ saving

@@ -146,7 +146,8 @@ class Written:
 def encode_state(state: ModelState, seal: Callable[[bytes], bytes], share: bool) -> bytes:
     """``state`` as layout-2 snapshot bytes (see :meth:`ModelState.encode_snapshot`),
     leaving what it can in a base when ``share``; sets ``state._pending`` to the layout
-    written (an eagerly built state), for the next snapshot once this one is stored."""
+    written (:class:`Written`, for an eagerly built state: the next snapshot plans from
+    it once this one is stored) and the seq of the base used, if any."""
     lazy = state.records if isinstance(state.records, _lazy.LazyRecords) else None
     order = state.order
     texts = order.texts if isinstance(order, _lazy.VersionOrder) else None
@@ -198,5 +199,6 @@ def encode_state(state: ModelState, seal: Callable[[bytes], bytes], share: bool)
     head = state.snapshot_head("".join(flags))
     base = None if shared is None else (shared.seq, shared.blocks)
     data = _blocks.encode(head, chunks, parts, seal, base)
-    state._pending = None if lazy is not None else Written(state, head, data)
+    written = None if lazy is not None else Written(state, head, data)
+    state._pending = (written, None if shared is None else shared.seq)
     return data

@@ -113,8 +113,9 @@ class ModelState:
         default_factory=dict, repr=False, compare=False
     )
     # The layout of the snapshot this state last stored (the next one may leave blocks
-    # there: see modelversions._snapwrite.Written), the one being written, and the
-    # versions touched since (-> whether they moved others: inserted or deleted).
+    # there: see modelversions._snapwrite.Written), the one being written (with the seq
+    # of its base), and the versions touched since (-> whether they moved others:
+    # inserted or deleted).
     _written: Any = field(default=None, repr=False, compare=False)
     _pending: Any = field(default=None, repr=False, compare=False)
     _touched: dict[Version, bool] | None = field(default=None, repr=False, compare=False)

@@ -220,3 +220,32 @@ def test_writers_keep_the_base_of_the_snapshots_they_keep() -> None:
     bases = {_base(heads[s]) for s in kept} - {None}
     assert bases and bases <= set(heads)
     assert len(heads) <= 2 + len(bases)  # nothing else is kept
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b, seq: b.update(seq=seq),  # itself
+        lambda b, seq: b.update(seq=seq + EVERY),  # a newer one
+        lambda b, seq: b.update(seq=0),
+        lambda b, seq: b.update(seq="56"),
+        lambda b, seq: b.update(at=b["at"][:-1]),
+        lambda b, seq: b.update(at=[-1 if a is not None else None for a in b["at"]]),
+        lambda b, seq: b.update(at=[str(a) for a in b["at"]]),
+        lambda b, seq: b.clear(),
+    ],
+)
+def test_a_forged_base_description_is_refused_and_the_log_used(damage: Any) -> None:
+    backend = MemoryBackend()
+    _grow(backend, 60)
+    seq = max(_heads(backend))
+    key = _state.snapshot_key(NAME, seq)
+    data = backend.read(key)
+    nl = data.index(b"\n")
+    head = _state.decode(data[:nl], key)
+    damage(head["records"]["base"], seq)
+    backend.delete(key)
+    backend.create(key, _state.encode(head) + data[nl:])  # resealed: only its shape is wrong
+    with pytest.warns(UserWarning, match="ignoring damaged snapshot"):
+        read = _views(ModelRegistry(backend))
+    assert read == _views(ModelRegistry(_without_snapshots(backend)))
