@@ -87,9 +87,10 @@ def pack(names: Sequence[str]) -> str:
                     best, kind = j - i, k
         if best >= _MIN_RUN:
             out.append(f"{names[i]}*{best}{kind}")
-        else:
-            out += names[i : i + best]
-        i += best
+            i += best
+        else:  # written out; a run may start at the next one
+            out.append(names[i])
+            i += 1
     return " ".join(out)
 
 

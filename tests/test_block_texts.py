@@ -167,3 +167,9 @@ def test_a_hostile_run_is_refused_before_it_is_expanded(chunk: str) -> None:
     texts = _blocks.Texts.parse([chunk], 4, 4, "snapshot")
     with pytest.raises(IntegrityError, match=r"damaged index \(block 0\)"):
         texts[0]
+
+
+def test_a_run_may_start_right_after_a_short_one() -> None:
+    names = ["1.0.0", "1.1.0", "1.1.1", "1.1.2", "1.1.3"]
+    assert pack(names) == "1.0.0 1.1.0*4p"
+    assert unpack(pack(names), 5) == names
