@@ -33,14 +33,13 @@ This room owns the layout; it decides nothing and reads only through ``fetch``.
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from collections.abc import Callable, Mapping, MutableSequence
 from typing import Any
 
-from modelversions._codec import check_seal, sha256
+from modelversions._codec import canonical_json, check_seal, sha256
 from modelversions._texts import Texts as Texts  # re-exported: the order's blocks
-from modelversions._texts import pack
+from modelversions._texts import block_text
 from modelversions.errors import IntegrityError
 from modelversions.records import ModelVersion
 
@@ -87,8 +86,7 @@ def encode(
     if base is not None:
         at = [kept[b][0] if b in kept else None for b in range(len(digests))]
         head["records"]["base"] = {"seq": base[0], "at": at}
-    text = json.dumps(head, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    return b"\n".join([seal(text.encode()), *own, b""])
+    return b"\n".join([seal(canonical_json(head)), *own, b""])
 
 
 def is_head(line: bytes) -> bool:
@@ -270,8 +268,7 @@ class Blocks:
             raise IntegrityError(
                 f"{self._where} lists version {self._texts[i]}, which the history does not hold"
             )
-        text = json.dumps(mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False)
-        return text.encode()
+        return canonical_json(mv.to_dict())
 
     def _read_all(self) -> dict[int, bytes]:
         """Every block's bytes: this snapshot's own in one read (its length checked: nothing
@@ -345,11 +342,8 @@ class Blocks:
         return self._spans[b][0], desc["sizes"][b], desc["digests"][b]
 
     def chunk(self, b: int) -> str:
-        """The versions of block ``b`` as the head stores them (one string)."""
-        texts = self._texts
-        if isinstance(texts, Texts) and texts._list is None:
-            return texts._chunks[b]
-        return pack(texts[b * self._block : (b + 1) * self._block])
+        """The versions of whole block ``b`` as the head stores them (one string)."""
+        return block_text(self._texts, b, self._block)
 
 
 def _base_of(

@@ -162,12 +162,14 @@ def signed_body(data: bytes) -> tuple[str, str, memoryview] | None:
     return match[1].decode(), match[2].decode(), memoryview(data)[match.end() :]
 
 
+def canonical_json(payload: Any) -> bytes:
+    """``payload`` as stored JSON: compact, keys sorted, a bare NaN refused (records
+    reach here normalized: NaN and infinities tagged, see _values)."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+
+
 def encode(payload: Mapping[str, Any]) -> bytes:
-    # Records reach here normalized (NaN and infinities tagged, see _values): a bare
-    # NaN would be non-standard JSON, so it is refused rather than stored.
-    return seal(
-        json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    )
+    return seal(canonical_json(payload))
 
 
 def decode(data: bytes, where: str, *, sealed: bool = False) -> dict[str, Any]:

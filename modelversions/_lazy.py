@@ -230,13 +230,17 @@ class LazyRecords(MutableMapping[Version, ModelVersion]):
         """Where the stored records are read from (a block source shares its blocks)."""
         return self._source
 
-    def untouched(self, lo: int, hi: int) -> bool:
-        """Whether stored records ``lo..hi`` are all as stored (none replaced or deleted;
-        built only as read)."""
+    def changed_blocks(self, block: int) -> set[int]:
+        """The blocks (of ``block`` stored records) holding a record replaced or deleted
+        since it was read (a record built only to be read is unchanged): one pass over
+        the records built, whatever the number of blocks."""
+        changed = set()
+        built, parsed = self._built, self._parsed
         for i in self._gone:
-            if lo <= i < hi and self._built.get(self._stored[i]) is not self._parsed.get(i):
-                return False
-        return True
+            mv = parsed.get(i)
+            if mv is None or built.get(mv.version) is not mv:
+                changed.add(i // block)
+        return changed
 
     def flags(self, lo: int, hi: int) -> str:
         """The stored flags of records ``lo..hi``."""

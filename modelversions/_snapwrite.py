@@ -13,7 +13,7 @@ A block is left in the base when it is whole, lists the same versions at the sam
 place, and none of its records changed since the base was read or written:
 
 * a state read lazily from a snapshot knows which stored records it rebuilt, replaced
-  or deleted (:meth:`modelversions._lazy.LazyRecords.untouched`): its base is the
+  or deleted (:meth:`modelversions._lazy.LazyRecords.changed_blocks`): its base is the
   snapshot it read, or that snapshot's base (:func:`plan_lazy`);
 * a state built by replaying the log (a long-lived writer) remembers the layout of the
   snapshot it last stored (:class:`Written`) and the versions touched since
@@ -28,11 +28,11 @@ whole (it becomes the base of the next ones). This room decides what a snapshot 
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelversions import _blocks, _lazy, _texts
+from modelversions._codec import canonical_json
 
 if TYPE_CHECKING:
     from modelversions._state import ModelState
@@ -58,18 +58,6 @@ class Shared:
         return total >= 8 and len(self.blocks) * 4 >= total * 3
 
 
-def _chunk_of(texts: Sequence[str], b: int) -> str:
-    """The versions of block ``b`` of ``texts`` as one string (a whole block)."""
-    block = _blocks.BLOCK
-    if (
-        isinstance(texts, _blocks.Texts)
-        and texts._list is None
-        and (b + 1) * texts._block <= texts._n
-    ):
-        return texts._chunks[b]  # as stored: not split
-    return _texts.pack([texts[i] for i in range(b * block, (b + 1) * block)])
-
-
 def plan_lazy(lazy: _lazy.LazyRecords, texts: Sequence[str]) -> Shared | None:
     """The blocks a snapshot of a lazily read state (its versions ``texts``) leaves in
     the snapshot it read (or that one's base), or None to write it whole."""
@@ -81,15 +69,15 @@ def plan_lazy(lazy: _lazy.LazyRecords, texts: Sequence[str]) -> Shared | None:
     seq = source.base_seq if source.base_seq is not None else source.seq
     assert seq is not None  # shareable() checks it
     shared = Shared(seq)
+    changed = lazy.changed_blocks(block)
     for b in range(min(len(texts), len(source)) // block):
-        lo, hi = b * block, (b + 1) * block
         here = source.located(b)
-        if here is None or not lazy.untouched(lo, hi):
+        if here is None or b in changed:
             continue
         chunk = source.chunk(b)
-        if _chunk_of(texts, b) == chunk:
+        if _texts.block_text(texts, b, block) == chunk:
             shared.blocks[b] = here
-            shared.meta[b] = (chunk, lazy.flags(lo, hi))
+            shared.meta[b] = (chunk, lazy.flags(b * block, (b + 1) * block))
     return shared if shared.enough(total) else None
 
 
@@ -186,12 +174,7 @@ def encode_state(state: ModelState, seal: Callable[[bytes], bytes], share: bool)
             v = order[i]
             mv = state.records[v]
             hit = cached.get(v)
-            if hit is not None and hit[0] is mv:
-                text = hit[1]
-            else:
-                text = json.dumps(
-                    mv.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False
-                ).encode()
+            text = hit[1] if hit is not None and hit[0] is mv else canonical_json(mv.to_dict())
             fresh[v] = (mv, text)
             parts.append(text)
             flags.append(_lazy.flag(mv))

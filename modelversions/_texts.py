@@ -94,6 +94,19 @@ def pack(names: Sequence[str]) -> str:
     return " ".join(out)
 
 
+def block_text(texts: Sequence[str], b: int, block: int) -> str:
+    """The versions of whole block ``b`` (of ``block`` records) of ``texts`` as a head
+    stores them: a :class:`Texts`' stored string when it has it, else :func:`pack`."""
+    if (
+        isinstance(texts, Texts)
+        and texts._list is None
+        and texts._block == block
+        and (b + 1) * block <= texts._n
+    ):
+        return texts._chunks[b]  # as stored: not split
+    return pack([texts[i] for i in range(b * block, (b + 1) * block)])
+
+
 def unpack(chunk: str, count: int) -> list[str]:
     """The ``count`` versions of a stored block string; ValueError if it has not exactly
     that many (a run is expanded only within that count)."""

@@ -105,7 +105,7 @@ def key_id(key: Key) -> str:
 
 def canonical(payload: Mapping[str, Any]) -> bytes:
     """The bytes a signature covers: ``payload`` (without seal and signature) encoded."""
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    return _codec.canonical_json(payload)
 
 
 def _is_hex(text: object, n: int) -> bool:

@@ -249,3 +249,18 @@ def test_a_forged_base_description_is_refused_and_the_log_used(damage: Any) -> N
     with pytest.warns(UserWarning, match="ignoring damaged snapshot"):
         read = _views(ModelRegistry(backend))
     assert read == _views(ModelRegistry(_without_snapshots(backend)))
+
+
+def test_a_writer_that_read_every_record_still_leaves_them_in_the_base() -> None:
+    backend = MemoryBackend()
+    _grow(backend, 60)
+    reg = ModelRegistry(backend)
+    assert [mv.metrics for mv in reg.versions(NAME)]  # every record built, none changed
+    for i in range(EVERY):
+        reg.save(NAME, {"w": i})
+    heads = _heads(backend)
+    newest = heads[max(heads)]
+    assert _base(newest) is not None
+    at = newest["records"]["base"]["at"]
+    assert sum(a is not None for a in at) * 4 >= len(at) * 3
+    assert _views(ModelRegistry(backend)) == _views(ModelRegistry(_without_snapshots(backend)))
