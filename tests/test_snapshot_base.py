@@ -22,7 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_lazy import ACTIONS, _do, _pick
 
-from modelversions import ModelRegistry, ModelVersionsError, _blocks, _snapshots, _state
+from modelversions import (
+    ModelRegistry,
+    ModelVersionsError,
+    StorageError,
+    _blocks,
+    _snapshots,
+    _state,
+)
 from modelversions.backends.memory import MemoryBackend
 
 NAME = "m"
@@ -264,3 +271,27 @@ def test_a_writer_that_read_every_record_still_leaves_them_in_the_base() -> None
     at = newest["records"]["base"]["at"]
     assert sum(a is not None for a in at) * 4 >= len(at) * 3
     assert _views(ModelRegistry(backend)) == _views(ModelRegistry(_without_snapshots(backend)))
+
+
+def test_a_base_replaced_by_a_symlink_is_refused_and_nothing_outside_is_touched(
+    tmp_path: Any,
+) -> None:
+    root = tmp_path / "reg"
+    reg = ModelRegistry(root)
+    for i in range(60):
+        reg.save(NAME, {"w": i})
+    heads = {}
+    for path in (root / "models" / NAME / "@snapshots").iterdir():
+        heads[int(path.stem)] = json.loads(path.read_bytes().split(b"\n", 1)[0])
+    base = _base(heads[max(heads)])
+    assert base is not None
+    planted = root / "models" / NAME / "@snapshots" / f"{base:012d}.json"
+    outside = tmp_path / "outside.json"
+    planted.rename(outside)
+    before = outside.read_bytes()
+    planted.symlink_to(outside)
+    with pytest.raises(StorageError, match="symbolic link"):
+        ModelRegistry(root).get(NAME, "1.0.0")  # a record in a base block
+    assert outside.read_bytes() == before
+    report = ModelRegistry(root).verify()
+    assert not report.ok and any(p.kind == "symlink" for p in report.problems)
